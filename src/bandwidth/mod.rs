@@ -1,0 +1,1 @@
+//! bandwidth (filled in by its own change).

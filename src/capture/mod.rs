@@ -1,0 +1,1 @@
+//! capture (filled in by its own change).

@@ -1,0 +1,22 @@
+//! dnatsim: a DNAT data-plane simulator and packet translation engine.
+//!
+//! A packet travels one way through the crate:
+//!
+//! ```text
+//! source (pcap / pcapng / TAP / interface)      capture::
+//!   -> frame view (Ethernet, VLAN, SLL, raw IP)  wire::
+//!   -> classify, flow table, forward table       nat::
+//!   -> rewrite in place with incremental sums    wire:: + nat::
+//!   -> bandwidth package (token bucket)          bandwidth::
+//!   -> sink + counters                           capture:: + report::
+//! ```
+//!
+//! The rules file (`rules::`) is parsed and validated once, then compiled into a
+//! [`nat::ForwardTable`] whose lookups never allocate.
+
+pub mod bandwidth;
+pub mod capture;
+pub mod nat;
+pub mod report;
+pub mod rules;
+pub mod wire;
