@@ -1,1 +1,5 @@
-//! rules (filled in by its own change).
+//! The rules file: its model, parser, validation profiles and other formats.
+
+pub mod model;
+
+pub use model::*;
