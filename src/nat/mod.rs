@@ -1,1 +1,12 @@
-//! nat (filled in by its own change).
+//! Network address translation: the compiled forward table, the flow table and the
+//! translator that applies them to packets.
+
+pub mod flow;
+pub mod table;
+pub mod translate;
+
+pub use flow::{Binding, FlowKey, FlowStats, FlowTable};
+pub use table::{ForwardTable, Inbound, Match, MatchKind};
+pub use translate::{
+    Config, Event, ForeignPolicy, Outcome, PacketMeta, Translator, Tuple, Verdict,
+};

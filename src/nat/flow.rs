@@ -1,0 +1,300 @@
+//! The flow table: bindings created by a flow's first packet, used by the rest of the flow and
+//! by its replies, aged on the capture's own clock.
+
+use ahash::AHashMap;
+
+/// Idle timeouts in nanoseconds, after VPP's NAT defaults (and RFC 5382's 2 h 4 min floor
+/// for established TCP).
+pub mod timeout {
+    /// TCP after the handshake.
+    pub const TCP_ESTABLISHED: u64 = 7440 * 1_000_000_000;
+    /// TCP after a FIN or RST was seen (or before establishment).
+    pub const TCP_TRANSITORY: u64 = 240 * 1_000_000_000;
+    /// UDP.
+    pub const UDP: u64 = 300 * 1_000_000_000;
+    /// ICMP queries and other protocols.
+    pub const OTHER: u64 = 60 * 1_000_000_000;
+}
+
+/// A 5-tuple as seen on the wire, packed for hashing: direction bit, protocol, two endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey(u128);
+
+impl FlowKey {
+    /// The key of a packet arriving at the public side (client to EIP).
+    #[inline]
+    pub fn inbound(proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
+        FlowKey::pack(0, proto, src, sport, dst, dport)
+    }
+
+    /// The key of a packet leaving a server (server to client).
+    #[inline]
+    pub fn outbound(proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
+        FlowKey::pack(1, proto, src, sport, dst, dport)
+    }
+
+    #[inline]
+    fn pack(dir: u8, proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
+        FlowKey(
+            (u128::from(dir) << 112)
+                | (u128::from(proto) << 96)
+                | (u128::from(src) << 64)
+                | (u128::from(sport) << 48)
+                | (u128::from(dst) << 16)
+                | u128::from(dport),
+        )
+    }
+}
+
+/// One binding: the public and private endpoints of a flow and its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    /// The forward entry that created the flow.
+    pub entry: u32,
+    /// How the entry matched (kept for teaching views).
+    pub kind: super::MatchKind,
+    /// The EIP.
+    pub ext_ip: u32,
+    /// The public port.
+    pub ext_port: u16,
+    /// The server.
+    pub int_ip: u32,
+    /// The server's port.
+    pub int_port: u16,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    binding: Binding,
+    in_key: FlowKey,
+    out_key: FlowKey,
+    last_seen_ns: u64,
+    timeout_ns: u64,
+    live: bool,
+}
+
+/// Counters the flow table keeps about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Bindings created.
+    pub created: u64,
+    /// Bindings removed because they were idle past their timeout.
+    pub expired: u64,
+    /// Bindings removed early because the table was full.
+    pub evicted: u64,
+    /// The most bindings alive at once.
+    pub peak: u64,
+}
+
+/// Bindings by both of their keys, bounded in number.
+#[derive(Debug)]
+pub struct FlowTable {
+    map: AHashMap<FlowKey, u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    capacity: usize,
+    live: usize,
+    stats: FlowStats,
+}
+
+impl FlowTable {
+    /// A table holding at most `capacity` flows (at least one).
+    pub fn new(capacity: usize) -> FlowTable {
+        FlowTable {
+            map: AHashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            capacity: capacity.max(1),
+            live: 0,
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// The table's own counters.
+    pub fn stats(&self) -> FlowStats {
+        self.stats
+    }
+
+    /// Bindings alive now.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no binding is alive.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The live binding for `key`, refreshed to `now_ns`; an idle one past its timeout is
+    /// removed and reported as absent.
+    #[inline]
+    pub fn touch(&mut self, key: FlowKey, now_ns: u64, timeout_ns: u64) -> Option<Binding> {
+        let &idx = self.map.get(&key)?;
+        let slot = &mut self.slots[idx as usize];
+        // Timestamps in captures can step backwards; an earlier packet never expires a flow.
+        if now_ns > slot.last_seen_ns && now_ns - slot.last_seen_ns > slot.timeout_ns {
+            self.remove(idx);
+            self.stats.expired += 1;
+            return None;
+        }
+        slot.last_seen_ns = slot.last_seen_ns.max(now_ns);
+        // TCP FIN/RST shortens a flow's life; nothing lengthens it back but a new flow.
+        slot.timeout_ns = slot.timeout_ns.min(timeout_ns);
+        Some(slot.binding)
+    }
+
+    /// Records a new binding under both keys; returns false if the table was full of live flows
+    /// it could not evict (the packet is still translated, statelessly).
+    pub fn insert(
+        &mut self,
+        in_key: FlowKey,
+        out_key: FlowKey,
+        binding: Binding,
+        now_ns: u64,
+        timeout_ns: u64,
+    ) -> bool {
+        if self.live >= self.capacity {
+            self.make_room(now_ns);
+        }
+        // A stale binding under either key (e.g. the reverse key of a re-created flow)
+        // must not outlive the new one.
+        for k in [in_key, out_key] {
+            if let Some(&old) = self.map.get(&k) {
+                self.remove(old);
+            }
+        }
+        let slot = Slot {
+            binding,
+            in_key,
+            out_key,
+            last_seen_ns: now_ns,
+            timeout_ns,
+            live: true,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                let Ok(i) = u32::try_from(self.slots.len()) else {
+                    return false;
+                };
+                self.slots.push(slot);
+                i
+            }
+        };
+        self.map.insert(in_key, idx);
+        self.map.insert(out_key, idx);
+        self.live += 1;
+        self.stats.created += 1;
+        self.stats.peak = self.stats.peak.max(self.live as u64);
+        true
+    }
+
+    fn remove(&mut self, idx: u32) {
+        let slot = &mut self.slots[idx as usize];
+        if !slot.live {
+            return;
+        }
+        slot.live = false;
+        let (a, b) = (slot.in_key, slot.out_key);
+        if self.map.get(&a) == Some(&idx) {
+            self.map.remove(&a);
+        }
+        if self.map.get(&b) == Some(&idx) {
+            self.map.remove(&b);
+        }
+        self.free.push(idx);
+        self.live -= 1;
+    }
+
+    /// Frees space when full: first every idle-expired flow, then, if none was, the older half
+    /// of the flows by last use. Scans the slab in index order so the result is deterministic.
+    fn make_room(&mut self, now_ns: u64) {
+        let mut freed = false;
+        for i in 0..self.slots.len() {
+            let s = self.slots[i];
+            if s.live && now_ns > s.last_seen_ns && now_ns - s.last_seen_ns > s.timeout_ns {
+                self.remove(i as u32);
+                self.stats.expired += 1;
+                freed = true;
+            }
+        }
+        if freed {
+            return;
+        }
+        let mut ages: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|s| s.live)
+            .map(|s| s.last_seen_ns)
+            .collect();
+        if ages.is_empty() {
+            return;
+        }
+        let mid = ages.len() / 2;
+        let (_, &mut cutoff, _) = ages.select_nth_unstable(mid);
+        for i in 0..self.slots.len() {
+            let s = self.slots[i];
+            if s.live && s.last_seen_ns <= cutoff {
+                self.remove(i as u32);
+                self.stats.evicted += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nat::MatchKind;
+
+    fn binding(entry: u32) -> Binding {
+        Binding {
+            entry,
+            kind: MatchKind::Port,
+            ext_ip: 1,
+            ext_port: 80,
+            int_ip: 2,
+            int_port: 8080,
+        }
+    }
+
+    #[test]
+    fn both_keys_find_the_binding_until_it_expires() {
+        let mut t = FlowTable::new(8);
+        let a = FlowKey::inbound(6, 10, 1000, 1, 80);
+        let b = FlowKey::outbound(6, 2, 8080, 10, 1000);
+        assert!(t.insert(a, b, binding(0), 0, 100));
+        assert_eq!(t.touch(b, 50, 100), Some(binding(0)));
+        assert_eq!(t.touch(a, 149, 100), Some(binding(0)));
+        assert_eq!(t.touch(a, 250, 100), None);
+        assert_eq!(t.touch(b, 250, 100), None);
+        assert_eq!(t.stats().expired, 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn full_table_evicts_the_older_half() {
+        let mut t = FlowTable::new(4);
+        for i in 0..4u16 {
+            let a = FlowKey::inbound(17, 10, i, 1, 53);
+            let b = FlowKey::outbound(17, 2, 53, 10, i);
+            assert!(t.insert(a, b, binding(u32::from(i)), u64::from(i), 1_000));
+        }
+        let a = FlowKey::inbound(17, 10, 99, 1, 53);
+        let b = FlowKey::outbound(17, 2, 53, 10, 99);
+        assert!(t.insert(a, b, binding(9), 10, 1_000));
+        assert_eq!(t.stats().evicted, 3);
+        assert_eq!(t.len(), 2);
+        assert!(
+            t.touch(FlowKey::inbound(17, 10, 3, 1, 53), 11, 1_000)
+                .is_some()
+        );
+        assert!(
+            t.touch(FlowKey::inbound(17, 10, 0, 1, 53), 11, 1_000)
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,987 @@
+//! `Translator`: classify a frame, find or create its binding, rewrite it in place.
+//!
+//! The per-packet path allocates nothing and formats nothing; the one exception is a later
+//! fragment that arrives before its first fragment, whose bytes are copied aside (bounded).
+
+use super::flow::{Binding, FlowKey, FlowStats, FlowTable, timeout};
+use super::table::{ForwardTable, Inbound, MatchKind};
+use crate::report::DropReason;
+use crate::wire::checksum::{self, update16, update32};
+use crate::wire::ipv4::{
+    ICMP_CHECKSUM, Ipv4Error, Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_CHECKSUM,
+    UDP_CHECKSUM, read16, write16,
+};
+use crate::wire::{Frame, locate_ipv4};
+use ahash::AHashMap;
+use std::collections::VecDeque;
+
+/// What to do with IPv4 traffic that concerns no EIP and no mapped server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForeignPolicy {
+    /// Pass it unchanged (the default).
+    #[default]
+    Pass,
+    /// Drop it, counted as `foreign`.
+    Drop,
+}
+
+/// Translator settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Leave TTL alone instead of routing (decrementing it).
+    pub keep_ttl: bool,
+    /// Traffic that concerns no entry.
+    pub foreign: ForeignPolicy,
+    /// The most flows kept at once.
+    pub max_flows: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            keep_ttl: false,
+            foreign: ForeignPolicy::Pass,
+            max_flows: DEFAULT_MAX_FLOWS,
+        }
+    }
+}
+
+/// Bounded so the flow table stays near 30 MiB however long the capture.
+pub const DEFAULT_MAX_FLOWS: usize = 256 * 1024;
+/// Later fragments held while waiting for their first fragment (Linux keeps far more bytes in
+/// reassembly queues, but a gateway that does not reassemble needs only a small window).
+pub const FRAG_HOLD_MAX: usize = 1024;
+/// How long a held fragment waits for its first fragment.
+pub const FRAG_HOLD_NS: u64 = 2_000_000_000;
+/// How long a first fragment's decision applies to the rest of its datagram (Linux's
+/// `ipfrag_time` is 30 s).
+pub const FRAG_STATE_NS: u64 = 30_000_000_000;
+/// Datagrams whose decision is remembered at once.
+pub const FRAG_STATE_MAX: usize = 65_536;
+
+/// An IPv4 5-tuple in host order; ports are 0 for protocols without them and the identifier
+/// (in both fields) for ICMP queries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tuple {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Source address.
+    pub src: u32,
+    /// Source port.
+    pub sport: u16,
+    /// Destination address.
+    pub dst: u32,
+    /// Destination port.
+    pub dport: u16,
+}
+
+/// What happened to a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Translated toward a server.
+    Inbound {
+        /// The forward entry applied.
+        entry: u32,
+        /// How it matched.
+        kind: MatchKind,
+    },
+    /// Translated from a server back to its public address.
+    Outbound {
+        /// The forward entry applied.
+        entry: u32,
+        /// How it matched.
+        kind: MatchKind,
+    },
+    /// Passed unchanged: not IPv4.
+    PassNotIpv4,
+    /// Passed unchanged: concerns no EIP or mapped server.
+    PassForeign,
+    /// Dropped.
+    Drop(DropReason),
+    /// A later fragment kept until its first fragment decides (see [`Translator::pop_event`]).
+    Held,
+}
+
+/// Extra facts about a packet, for counters and the teaching views.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notes {
+    /// The binding was created by this packet.
+    pub new_flow: bool,
+    /// Its TCP/UDP checksum did not verify on input (and still does not, by the same amount).
+    pub bad_l4_checksum_in: bool,
+    /// The capture holds fewer bytes than the packet had.
+    pub snapped: bool,
+    /// A fragment of a larger datagram.
+    pub fragment: bool,
+    /// An ICMP error whose embedded packet was translated too.
+    pub icmp_error: bool,
+    /// The IPv4 header's own defect, when the verdict is `malformed` because of it.
+    pub ip_error: Option<Ipv4Error>,
+    /// Another defect behind a `malformed` verdict.
+    pub malformed: Option<&'static str>,
+}
+
+/// The result of translating one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// What happened.
+    pub verdict: Verdict,
+    /// The tuple on arrival (zero when not IPv4 or unreadable).
+    pub before: Tuple,
+    /// The tuple as it leaves (equal to `before` when unchanged).
+    pub after: Tuple,
+    /// The IPv4 total length (0 when not IPv4), for layer-3 bandwidth accounting.
+    pub ip_len: u16,
+    /// Details.
+    pub notes: Notes,
+}
+
+impl Outcome {
+    fn new(verdict: Verdict) -> Outcome {
+        Outcome {
+            verdict,
+            before: Tuple::default(),
+            after: Tuple::default(),
+            ip_len: 0,
+            notes: Notes::default(),
+        }
+    }
+}
+
+/// Who a packet is, as the caller knows it; carried along with held fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PacketMeta {
+    /// 1-based record number in the input.
+    pub record: u64,
+    /// Arrival time, nanoseconds.
+    pub ts_ns: u64,
+    /// Capture interface.
+    pub interface: u32,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// pcap link type of the frame.
+    pub link_type: u16,
+}
+
+/// A consequence of holding fragments, delivered after the packet that caused it.
+#[derive(Debug)]
+pub enum Event {
+    /// A held fragment whose first fragment has now decided; `data` is the rewritten frame.
+    Released {
+        /// The fragment's own record.
+        meta: PacketMeta,
+        /// The frame, rewritten per the verdict (return it with [`Translator::recycle`]).
+        data: Vec<u8>,
+        /// What happened to it.
+        outcome: Outcome,
+    },
+    /// A held fragment that waited too long or did not fit; dropped as `fragment_orphan`.
+    Orphan {
+        /// The fragment's record.
+        meta: PacketMeta,
+        /// Its outcome (always `Drop(FragmentOrphan)`).
+        outcome: Outcome,
+    },
+}
+
+/// The rewrite a datagram's first fragment decided for the rest of it.
+#[derive(Debug, Clone, Copy)]
+enum FragAction {
+    Rewrite {
+        verdict: Verdict,
+        new_src: u32,
+        new_dst: u32,
+    },
+    Pass,
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FragState {
+    action: FragAction,
+    created_ns: u64,
+}
+
+#[derive(Debug)]
+struct HeldFrag {
+    key: u128,
+    meta: PacketMeta,
+    data: Vec<u8>,
+}
+
+/// The datagram key of a fragment: (src, dst, protocol, identification).
+#[inline]
+fn frag_key(src: u32, dst: u32, proto: u8, ident: u16) -> u128 {
+    (u128::from(src) << 64)
+        | (u128::from(dst) << 32)
+        | (u128::from(proto) << 16)
+        | u128::from(ident)
+}
+
+/// ICMP types that carry an offending datagram (RFC 792, RFC 1812).
+#[inline]
+fn is_icmp_error(icmp_type: u8) -> bool {
+    matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
+}
+
+/// ICMP query types whose identifier field plays the role of a port.
+#[inline]
+fn is_icmp_query(icmp_type: u8) -> bool {
+    matches!(icmp_type, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)
+}
+
+#[inline]
+fn flow_timeout(proto: u8, tcp_flags: u8) -> u64 {
+    match proto {
+        PROTO_TCP if tcp_flags & 0x05 != 0 => timeout::TCP_TRANSITORY, // FIN or RST
+        PROTO_TCP if tcp_flags & 0x02 != 0 => timeout::TCP_TRANSITORY, // SYN: not yet established
+        PROTO_TCP => timeout::TCP_ESTABLISHED,
+        PROTO_UDP => timeout::UDP,
+        _ => timeout::OTHER,
+    }
+}
+
+/// The stateful translator of one gateway.
+#[derive(Debug)]
+pub struct Translator<'t> {
+    table: &'t ForwardTable,
+    config: Config,
+    flows: FlowTable,
+    frags: AHashMap<u128, FragState>,
+    held: VecDeque<HeldFrag>,
+    events: VecDeque<Event>,
+    spare: Vec<Vec<u8>>,
+}
+
+/// Where the transport fields of a packet lie, after checking they were captured.
+#[derive(Debug, Clone, Copy)]
+struct L4 {
+    sport: u16,
+    dport: u16,
+    /// Offset of the checksum within the IP payload, when the protocol's checksum covers the
+    /// pseudo-header and the field was captured.
+    csum_at: Option<usize>,
+    /// UDP's "no checksum" (0) must stay 0.
+    udp: bool,
+    tcp_flags: u8,
+}
+
+impl<'t> Translator<'t> {
+    /// A translator over `table`.
+    pub fn new(table: &'t ForwardTable, config: Config) -> Translator<'t> {
+        Translator {
+            table,
+            config,
+            flows: FlowTable::new(config.max_flows),
+            frags: AHashMap::default(),
+            held: VecDeque::new(),
+            events: VecDeque::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// The forward table in use.
+    pub fn table(&self) -> &'t ForwardTable {
+        self.table
+    }
+
+    /// The flow table's counters.
+    pub fn flow_stats(&self) -> FlowStats {
+        self.flows.stats()
+    }
+
+    /// The next consequence of held fragments, in order; drain after every packet.
+    pub fn pop_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Gives a released fragment's buffer back for reuse.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < 64 {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    /// Ends the input: every fragment still held becomes an orphan event.
+    pub fn finish(&mut self) {
+        while let Some(h) = self.held.pop_front() {
+            self.orphan(h);
+        }
+    }
+
+    /// Translates `frame` in place. `meta.orig_len` is its length on the wire (more than
+    /// `frame.len()` when a snap length cut it); `meta` also identifies it if it must be held.
+    pub fn process(&mut self, frame: &mut [u8], meta: &PacketMeta) -> Outcome {
+        self.expire_held(meta.ts_ns);
+        let offset = match locate_ipv4(meta.link_type, frame) {
+            Frame::Ipv4 { offset } => offset,
+            Frame::NotIpv4 => return Outcome::new(Verdict::PassNotIpv4),
+            Frame::Truncated { .. } => {
+                let mut o = Outcome::new(Verdict::Drop(DropReason::Malformed));
+                o.notes.malformed = Some("link-layer header cut short");
+                return o;
+            }
+        };
+        let wire_len = (meta.orig_len as usize).saturating_sub(offset);
+        let ip = match Ipv4Packet::new_checked(&mut frame[offset..], wire_len) {
+            Ok(ip) => ip,
+            Err(e) => {
+                let mut o = Outcome::new(Verdict::Drop(DropReason::Malformed));
+                o.notes.ip_error = Some(e);
+                return o;
+            }
+        };
+        let ident = ip.ident();
+        let out = self.process_ip(ip, meta.ts_ns);
+        if out.verdict == Verdict::Held {
+            self.hold(frame, meta, &out, ident);
+        }
+        out
+    }
+
+    fn process_ip(&mut self, mut ip: Ipv4Packet<&mut [u8]>, now: u64) -> Outcome {
+        let mut out = Outcome::new(Verdict::PassForeign);
+        out.ip_len = ip.total_len() as u16;
+        out.notes.snapped = ip.is_snapped();
+        out.notes.fragment = ip.is_fragment();
+        let proto = ip.protocol();
+        out.before = Tuple {
+            proto,
+            src: ip.src(),
+            sport: 0,
+            dst: ip.dst(),
+            dport: 0,
+        };
+        out.after = out.before;
+        if !ip.verify_checksum() {
+            out.verdict = Verdict::Drop(DropReason::BadIpChecksum);
+            return out;
+        }
+        if ip.frag_offset() != 0 {
+            return self.later_fragment(ip, now, out);
+        }
+        if proto == PROTO_ICMP
+            && let Some(&t) = ip.payload().first()
+            && is_icmp_error(t)
+        {
+            return self.icmp_error(ip, now, out);
+        }
+        let l4 = match self.transport(&ip) {
+            Ok(l4) => l4,
+            Err(why) => {
+                out.verdict = Verdict::Drop(DropReason::Malformed);
+                out.notes.malformed = Some(why);
+                return out;
+            }
+        };
+        out.before.sport = l4.sport;
+        out.before.dport = l4.dport;
+        out.after = out.before;
+        let (src, dst) = (out.before.src, out.before.dst);
+        let tmo = flow_timeout(proto, l4.tcp_flags);
+
+        let decision: Result<(Verdict, Binding, bool), Verdict> = if self.table.is_eip(dst) {
+            let key = FlowKey::inbound(proto, src, l4.sport, dst, l4.dport);
+            match self.flows.touch(key, now, tmo) {
+                Some(b) => Ok((
+                    Verdict::Inbound {
+                        entry: b.entry,
+                        kind: b.kind,
+                    },
+                    b,
+                    false,
+                )),
+                None => match self.table.lookup(dst, proto, l4.dport) {
+                    Inbound::Hit(m) => {
+                        let b = Binding {
+                            entry: m.entry,
+                            kind: m.kind,
+                            ext_ip: dst,
+                            ext_port: l4.dport,
+                            int_ip: m.ip,
+                            int_port: m.port,
+                        };
+                        let back = FlowKey::outbound(proto, m.ip, m.port, src, l4.sport);
+                        self.flows.insert(key, back, b, now, tmo);
+                        Ok((
+                            Verdict::Inbound {
+                                entry: m.entry,
+                                kind: m.kind,
+                            },
+                            b,
+                            true,
+                        ))
+                    }
+                    Inbound::NoRule | Inbound::NotEip => Err(Verdict::Drop(DropReason::NoRule)),
+                },
+            }
+        } else {
+            let key = FlowKey::outbound(proto, src, l4.sport, dst, l4.dport);
+            match self.flows.touch(key, now, tmo) {
+                Some(b) => Ok((
+                    Verdict::Outbound {
+                        entry: b.entry,
+                        kind: b.kind,
+                    },
+                    b,
+                    false,
+                )),
+                None => match self.table.reverse(src, proto, l4.sport) {
+                    Some(m) => {
+                        let b = Binding {
+                            entry: m.entry,
+                            kind: m.kind,
+                            ext_ip: m.ip,
+                            ext_port: m.port,
+                            int_ip: src,
+                            int_port: l4.sport,
+                        };
+                        let back = FlowKey::inbound(proto, dst, l4.dport, m.ip, m.port);
+                        self.flows.insert(back, key, b, now, tmo);
+                        Ok((
+                            Verdict::Outbound {
+                                entry: m.entry,
+                                kind: m.kind,
+                            },
+                            b,
+                            true,
+                        ))
+                    }
+                    None => Err(self.foreign_verdict()),
+                },
+            }
+        };
+
+        let first_fragment = ip.more_frags();
+        let ident = ip.ident();
+        let (verdict, binding, new_flow) = match decision {
+            Ok(d) => d,
+            Err(v) => {
+                out.verdict = v;
+                if first_fragment {
+                    let action = match v {
+                        Verdict::Drop(r) => FragAction::Drop(r),
+                        _ => FragAction::Pass,
+                    };
+                    self.remember_fragment(frag_key(src, dst, proto, ident), action, now);
+                }
+                return out;
+            }
+        };
+        if !self.config.keep_ttl && ip.ttl() <= 1 {
+            out.verdict = Verdict::Drop(DropReason::TtlExpired);
+            if first_fragment {
+                let action = FragAction::Drop(DropReason::TtlExpired);
+                self.remember_fragment(frag_key(src, dst, proto, ident), action, now);
+            }
+            return out;
+        }
+        out.notes.new_flow = new_flow;
+        out.notes.bad_l4_checksum_in = !out.notes.fragment
+            && !out.notes.snapped
+            && l4.csum_at.is_some()
+            && !l4_checksum_ok(&ip, proto);
+        let inbound = matches!(verdict, Verdict::Inbound { .. });
+        let (new_ip, new_port) = if inbound {
+            (binding.int_ip, binding.int_port)
+        } else {
+            (binding.ext_ip, binding.ext_port)
+        };
+        rewrite(&mut ip, l4, inbound, new_ip, new_port);
+        if !self.config.keep_ttl {
+            ip.decrement_ttl();
+        }
+        out.verdict = verdict;
+        if inbound {
+            out.after.dst = new_ip;
+            out.after.dport = new_port;
+        } else {
+            out.after.src = new_ip;
+            out.after.sport = new_port;
+        }
+        if first_fragment {
+            let (new_src, new_dst) = (out.after.src, out.after.dst);
+            let action = FragAction::Rewrite {
+                verdict,
+                new_src,
+                new_dst,
+            };
+            self.remember_fragment(frag_key(src, dst, proto, ident), action, now);
+        }
+        out
+    }
+
+    fn foreign_verdict(&self) -> Verdict {
+        match self.config.foreign {
+            ForeignPolicy::Pass => Verdict::PassForeign,
+            ForeignPolicy::Drop => Verdict::Drop(DropReason::Foreign),
+        }
+    }
+
+    /// Reads and checks the transport header fields NAT needs.
+    fn transport(&self, ip: &Ipv4Packet<&mut [u8]>) -> Result<L4, &'static str> {
+        let p = ip.payload();
+        let l4_len = ip.total_len() - ip.header_len();
+        let whole = !ip.is_snapped() && !ip.is_fragment();
+        let mut l4 = L4 {
+            sport: 0,
+            dport: 0,
+            csum_at: None,
+            udp: false,
+            tcp_flags: 0,
+        };
+        match ip.protocol() {
+            PROTO_TCP => {
+                // RFC 1858: a first fragment must hold the whole fixed TCP header.
+                if p.len() < 20 {
+                    return Err("TCP header cut short");
+                }
+                let doff = usize::from(p[12] >> 4) * 4;
+                if doff < 20 || (whole && doff > l4_len) {
+                    return Err("TCP data offset beyond the segment");
+                }
+                l4.sport = u16::from_be_bytes([p[0], p[1]]);
+                l4.dport = u16::from_be_bytes([p[2], p[3]]);
+                l4.tcp_flags = p[13];
+                l4.csum_at = Some(TCP_CHECKSUM);
+            }
+            PROTO_UDP => {
+                if p.len() < 8 {
+                    return Err("UDP header cut short");
+                }
+                let ulen = usize::from(u16::from_be_bytes([p[4], p[5]]));
+                if !ip.is_fragment() && (ulen < 8 || ulen > l4_len) {
+                    return Err("UDP length disagrees with the IP length");
+                }
+                l4.sport = u16::from_be_bytes([p[0], p[1]]);
+                l4.dport = u16::from_be_bytes([p[2], p[3]]);
+                l4.csum_at = Some(UDP_CHECKSUM);
+                l4.udp = true;
+            }
+            PROTO_ICMP => {
+                if p.len() < 4 {
+                    return Err("ICMP header cut short");
+                }
+                if is_icmp_query(p[0]) {
+                    let Some(id) = read16(p, 4) else {
+                        return Err("ICMP query without an identifier");
+                    };
+                    l4.sport = id;
+                    l4.dport = id;
+                }
+            }
+            _ => {}
+        }
+        Ok(l4)
+    }
+
+    fn remember_fragment(&mut self, key: u128, action: FragAction, now: u64) {
+        if self.frags.len() >= FRAG_STATE_MAX {
+            self.frags
+                .retain(|_, s| now.saturating_sub(s.created_ns) <= FRAG_STATE_NS);
+        }
+        if self.frags.len() < FRAG_STATE_MAX {
+            self.frags.insert(
+                key,
+                FragState {
+                    action,
+                    created_ns: now,
+                },
+            );
+        }
+        if !self.held.is_empty() {
+            self.release_held(key, action);
+        }
+    }
+
+    fn later_fragment(
+        &mut self,
+        mut ip: Ipv4Packet<&mut [u8]>,
+        now: u64,
+        mut out: Outcome,
+    ) -> Outcome {
+        let key = frag_key(out.before.src, out.before.dst, out.before.proto, ip.ident());
+        let state = self
+            .frags
+            .get(&key)
+            .copied()
+            .filter(|s| now < s.created_ns || now - s.created_ns <= FRAG_STATE_NS);
+        match state {
+            Some(s) => self.apply_fragment_action(&mut ip, s.action, &mut out),
+            // `process` copies the frame aside once the view's borrow has ended.
+            None if self.held.len() < FRAG_HOLD_MAX => out.verdict = Verdict::Held,
+            None => out.verdict = Verdict::Drop(DropReason::FragmentOrphan),
+        }
+        out
+    }
+
+    fn hold(&mut self, frame: &[u8], meta: &PacketMeta, out: &Outcome, ident: u16) {
+        let key = frag_key(out.before.src, out.before.dst, out.before.proto, ident);
+        let mut data = self.spare.pop().unwrap_or_default();
+        data.clear();
+        data.extend_from_slice(frame);
+        self.held.push_back(HeldFrag {
+            key,
+            meta: *meta,
+            data,
+        });
+    }
+
+    fn apply_fragment_action(
+        &self,
+        ip: &mut Ipv4Packet<&mut [u8]>,
+        action: FragAction,
+        out: &mut Outcome,
+    ) {
+        match action {
+            FragAction::Pass => out.verdict = Verdict::PassForeign,
+            FragAction::Drop(r) => out.verdict = Verdict::Drop(r),
+            FragAction::Rewrite {
+                verdict,
+                new_src,
+                new_dst,
+            } => {
+                if !self.config.keep_ttl && ip.ttl() <= 1 {
+                    out.verdict = Verdict::Drop(DropReason::TtlExpired);
+                    return;
+                }
+                if ip.src() != new_src {
+                    ip.set_src(new_src);
+                }
+                if ip.dst() != new_dst {
+                    ip.set_dst(new_dst);
+                }
+                if !self.config.keep_ttl {
+                    ip.decrement_ttl();
+                }
+                out.verdict = verdict;
+                out.after.src = new_src;
+                out.after.dst = new_dst;
+            }
+        }
+    }
+
+    fn release_held(&mut self, key: u128, action: FragAction) {
+        let mut i = 0;
+        while i < self.held.len() {
+            if self.held[i].key != key {
+                i += 1;
+                continue;
+            }
+            let Some(mut h) = self.held.remove(i) else {
+                break;
+            };
+            let mut out = Outcome::new(Verdict::Held);
+            let offset = match locate_ipv4(h.meta.link_type, &h.data) {
+                Frame::Ipv4 { offset } => offset,
+                // The frame was located before it was held; it cannot change.
+                _ => 0,
+            };
+            let wire_len = (h.meta.orig_len as usize).saturating_sub(offset);
+            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut h.data[offset..], wire_len) {
+                out.ip_len = ip.total_len() as u16;
+                out.notes.fragment = true;
+                out.notes.snapped = ip.is_snapped();
+                out.before = Tuple {
+                    proto: ip.protocol(),
+                    src: ip.src(),
+                    sport: 0,
+                    dst: ip.dst(),
+                    dport: 0,
+                };
+                out.after = out.before;
+                self.apply_fragment_action(&mut ip, action, &mut out);
+            }
+            self.events.push_back(Event::Released {
+                meta: h.meta,
+                data: h.data,
+                outcome: out,
+            });
+        }
+    }
+
+    fn expire_held(&mut self, now: u64) {
+        while let Some(front) = self.held.front() {
+            if now > front.meta.ts_ns && now - front.meta.ts_ns > FRAG_HOLD_NS {
+                if let Some(h) = self.held.pop_front() {
+                    self.orphan(h);
+                }
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn orphan(&mut self, h: HeldFrag) {
+        let mut out = Outcome::new(Verdict::Drop(DropReason::FragmentOrphan));
+        out.notes.fragment = true;
+        let src = (h.key >> 64) as u32;
+        let dst = (h.key >> 32) as u32;
+        let proto = (h.key >> 16) as u8;
+        out.before = Tuple {
+            proto,
+            src,
+            sport: 0,
+            dst,
+            dport: 0,
+        };
+        out.after = out.before;
+        let meta = h.meta;
+        self.recycle(h.data);
+        self.events.push_back(Event::Orphan { meta, outcome: out });
+    }
+
+    /// An ICMP error: translate the outer header and, in the inverse direction, the datagram
+    /// it quotes (RFC 5508 section 4.2 / RFC 3022 section 4.3).
+    fn icmp_error(&mut self, mut ip: Ipv4Packet<&mut [u8]>, now: u64, mut out: Outcome) -> Outcome {
+        out.notes.icmp_error = true;
+        let outer_src = out.before.src;
+        let outer_dst = out.before.dst;
+        let Some(q) = Quoted::parse(ip.payload()) else {
+            out.verdict = Verdict::Drop(DropReason::Malformed);
+            out.notes.malformed = Some("ICMP error quotes a datagram cut short");
+            return out;
+        };
+        let inbound = self.table.is_eip(outer_dst);
+        // Inbound: the quoted datagram is one the gateway sent out from (EIP, port); outbound:
+        // one it delivered to the server that now complains.
+        let target = if inbound {
+            let key = FlowKey::inbound(q.proto, q.dst, q.dport, q.src, q.sport);
+            match self.flows.touch(key, now, u64::MAX) {
+                Some(b) => Some((
+                    b,
+                    Verdict::Inbound {
+                        entry: b.entry,
+                        kind: b.kind,
+                    },
+                )),
+                None => match self.table.lookup(q.src, q.proto, q.sport) {
+                    Inbound::Hit(m) => Some((
+                        Binding {
+                            entry: m.entry,
+                            kind: m.kind,
+                            ext_ip: q.src,
+                            ext_port: q.sport,
+                            int_ip: m.ip,
+                            int_port: m.port,
+                        },
+                        Verdict::Inbound {
+                            entry: m.entry,
+                            kind: m.kind,
+                        },
+                    )),
+                    _ => None,
+                },
+            }
+        } else {
+            let key = FlowKey::outbound(q.proto, q.dst, q.dport, q.src, q.sport);
+            match self.flows.touch(key, now, u64::MAX) {
+                Some(b) => Some((
+                    b,
+                    Verdict::Outbound {
+                        entry: b.entry,
+                        kind: b.kind,
+                    },
+                )),
+                None => self.table.reverse(q.dst, q.proto, q.dport).map(|m| {
+                    (
+                        Binding {
+                            entry: m.entry,
+                            kind: m.kind,
+                            ext_ip: m.ip,
+                            ext_port: m.port,
+                            int_ip: q.dst,
+                            int_port: q.dport,
+                        },
+                        Verdict::Outbound {
+                            entry: m.entry,
+                            kind: m.kind,
+                        },
+                    )
+                }),
+            }
+        };
+        let Some((b, verdict)) = target else {
+            out.verdict = if inbound {
+                Verdict::Drop(DropReason::NoRule)
+            } else {
+                self.foreign_verdict()
+            };
+            return out;
+        };
+        if !self.config.keep_ttl && ip.ttl() <= 1 {
+            out.verdict = Verdict::Drop(DropReason::TtlExpired);
+            return out;
+        }
+        let payload = ip.payload_mut();
+        if inbound {
+            q.rewrite(payload, true, b.int_ip, b.int_port);
+        } else {
+            q.rewrite(payload, false, b.ext_ip, b.ext_port);
+        }
+        if inbound {
+            ip.set_dst(b.int_ip);
+            out.after.dst = b.int_ip;
+        } else if outer_src == q.dst {
+            ip.set_src(b.ext_ip);
+            out.after.src = b.ext_ip;
+        }
+        if !self.config.keep_ttl {
+            ip.decrement_ttl();
+        }
+        out.verdict = verdict;
+        out
+    }
+}
+
+/// The datagram quoted in an ICMP error, located within the ICMP message.
+#[derive(Debug, Clone, Copy)]
+struct Quoted {
+    ip_at: usize,
+    l4_at: usize,
+    proto: u8,
+    src: u32,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+    has_ports: bool,
+}
+
+impl Quoted {
+    /// Finds the quoted header after the 8-byte ICMP header; needs its whole IP header and,
+    /// for TCP/UDP, at least the two ports (RFC 792 promises 8 bytes).
+    fn parse(icmp: &[u8]) -> Option<Quoted> {
+        let ip_at = 8;
+        let ip = icmp.get(ip_at..)?;
+        if ip.len() < 20 || ip[0] >> 4 != 4 {
+            return None;
+        }
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        if ihl < 20 || ip.len() < ihl {
+            return None;
+        }
+        let proto = ip[9];
+        let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+        let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
+        let l4 = &ip[ihl..];
+        let (sport, dport, has_ports) = match proto {
+            PROTO_TCP | PROTO_UDP => (read16(l4, 0)?, read16(l4, 2)?, true),
+            PROTO_ICMP if l4.first().is_some_and(|&t| is_icmp_query(t)) => {
+                let id = read16(l4, 4)?;
+                (id, id, true)
+            }
+            _ => (0, 0, false),
+        };
+        Some(Quoted {
+            ip_at,
+            l4_at: ip_at + ihl,
+            proto,
+            src,
+            dst,
+            sport,
+            dport,
+            has_ports,
+        })
+    }
+
+    /// Rewrites the quoted source (`inbound`: the error comes back to a server's public
+    /// address) or destination, fixing the quoted IP and L4 checksums and the ICMP checksum.
+    fn rewrite(&self, icmp: &mut [u8], inbound: bool, new_ip: u32, new_port: u16) {
+        let mut icmp_sum = read16(icmp, ICMP_CHECKSUM).unwrap_or(0);
+        let (addr_at, old_ip, port_at, old_port) = if inbound {
+            (self.ip_at + 12, self.src, self.l4_at, self.sport)
+        } else {
+            (self.ip_at + 16, self.dst, self.l4_at + 2, self.dport)
+        };
+        // Quoted IP header: the address and its header checksum.
+        icmp[addr_at..addr_at + 4].copy_from_slice(&new_ip.to_be_bytes());
+        icmp_sum = update32(icmp_sum, old_ip, new_ip);
+        let ipsum_at = self.ip_at + 10;
+        let old_ipsum = read16(icmp, ipsum_at).unwrap_or(0);
+        let new_ipsum = update32(old_ipsum, old_ip, new_ip);
+        write16(icmp, ipsum_at, new_ipsum);
+        icmp_sum = update16(icmp_sum, old_ipsum, new_ipsum);
+        if !self.has_ports {
+            write16(icmp, ICMP_CHECKSUM, icmp_sum);
+            return;
+        }
+        // For a quoted ICMP query the "port" is the identifier at offset 4, and its checksum
+        // does not cover addresses.
+        let (port_at, l4_csum_at, pseudo) = match self.proto {
+            PROTO_ICMP => (self.l4_at + 4, self.l4_at + 2, false),
+            PROTO_TCP => (port_at, self.l4_at + TCP_CHECKSUM, true),
+            _ => (port_at, self.l4_at + UDP_CHECKSUM, true),
+        };
+        if old_port != new_port {
+            write16(icmp, port_at, new_port);
+            icmp_sum = update16(icmp_sum, old_port, new_port);
+        }
+        // The quoted L4 checksum is present only if the quote is long enough.
+        if let Some(old_l4) = read16(icmp, l4_csum_at)
+            && !(self.proto == PROTO_UDP && old_l4 == 0)
+        {
+            let mut l4 = old_l4;
+            if pseudo {
+                l4 = update32(l4, old_ip, new_ip);
+            }
+            l4 = update16(l4, old_port, new_port);
+            if self.proto == PROTO_UDP && l4 == 0 {
+                l4 = 0xffff;
+            }
+            write16(icmp, l4_csum_at, l4);
+            icmp_sum = update16(icmp_sum, old_l4, l4);
+        }
+        write16(icmp, ICMP_CHECKSUM, icmp_sum);
+    }
+}
+
+/// Rewrites the destination (`inbound`) or source address and port, updating the IP header
+/// checksum and the transport checksum incrementally.
+#[inline]
+fn rewrite(ip: &mut Ipv4Packet<&mut [u8]>, l4: L4, inbound: bool, new_ip: u32, new_port: u16) {
+    let old_ip = if inbound { ip.dst() } else { ip.src() };
+    if inbound {
+        ip.set_dst(new_ip);
+    } else {
+        ip.set_src(new_ip);
+    }
+    let Some(csum_at) = l4.csum_at else {
+        return;
+    };
+    let port_at = if inbound { 2 } else { 0 };
+    let old_port = if inbound { l4.dport } else { l4.sport };
+    let p = ip.payload_mut();
+    if old_port != new_port {
+        write16(p, port_at, new_port);
+    }
+    let Some(old_sum) = read16(p, csum_at) else {
+        return;
+    };
+    // UDP over IPv4 may omit its checksum (0); it must stay omitted.
+    if l4.udp && old_sum == 0 {
+        return;
+    }
+    let mut sum = update32(old_sum, old_ip, new_ip);
+    sum = update16(sum, old_port, new_port);
+    if l4.udp && sum == 0 {
+        sum = 0xffff;
+    }
+    write16(p, csum_at, sum);
+}
+
+/// Verifies a whole, unfragmented TCP or UDP segment's checksum.
+fn l4_checksum_ok(ip: &Ipv4Packet<&mut [u8]>, proto: u8) -> bool {
+    let p = ip.payload();
+    let len = if proto == PROTO_UDP {
+        usize::from(read16(p, 4).unwrap_or(0)).min(p.len())
+    } else {
+        p.len()
+    };
+    if proto == PROTO_UDP && read16(p, UDP_CHECKSUM) == Some(0) {
+        return true;
+    }
+    let acc = checksum::pseudo_header_sum(ip.src(), ip.dst(), proto, len as u16)
+        + checksum::sum(&p[..len]);
+    checksum::fold(acc) == 0xffff
+}

@@ -1,0 +1,1 @@
+//! The human summary of a run.
