@@ -1,6 +1,7 @@
 //! Network address translation: the compiled forward table, the flow table and the
 //! translator that applies them to packets.
 
+mod fixmap;
 pub mod flow;
 pub mod table;
 pub mod translate;

@@ -3,8 +3,8 @@
 //! Built once from validated entries. Lookups probe at most three hash maps and never
 //! allocate; an exact port hit is a single probe.
 
+use super::fixmap::FixMap;
 use crate::rules::{ForwardEntry, PortSpec, Protocol};
-use ahash::{AHashMap, AHashSet};
 use std::net::Ipv4Addr;
 
 /// No entry in an [`IpSlot`] field.
@@ -101,8 +101,10 @@ struct Wide {
 /// One direction's index (external side for inbound, internal side for replies).
 #[derive(Debug, Default)]
 struct Index {
-    exact: AHashMap<u64, u32>,
-    slots: AHashMap<u32, IpSlot>,
+    exact: FixMap,
+    /// Address to an index into `slot_list`.
+    slots: FixMap,
+    slot_list: Vec<IpSlot>,
     /// Sorted by (ip, proto, lo).
     wide: Vec<Wide>,
 }
@@ -121,15 +123,29 @@ fn proto_numbers(p: Protocol) -> &'static [u8] {
 }
 
 impl Index {
+    /// The slot of `ip`, created empty if needed.
+    fn slot_mut(&mut self, ip: u32) -> &mut IpSlot {
+        let idx = match self.slots.get(u64::from(ip)) {
+            Some(i) => i as usize,
+            None => {
+                let i = self.slot_list.len();
+                self.slot_list.push(IpSlot::EMPTY);
+                self.slots.insert_first(u64::from(ip), i as u32);
+                i
+            }
+        };
+        &mut self.slot_list[idx]
+    }
+
     fn add(&mut self, ip: u32, proto: Protocol, ports: PortSpec, entry: u32) {
-        let slot = self.slots.entry(ip).or_insert(IpSlot::EMPTY);
+        let slot = self.slot_mut(ip);
         match (ports, proto) {
             (PortSpec::Any, Protocol::Any) => keep_first(&mut slot.any, entry),
             (PortSpec::Any, Protocol::Tcp) => keep_first(&mut slot.tcp_any, entry),
             (PortSpec::Any, Protocol::Udp) => keep_first(&mut slot.udp_any, entry),
             (PortSpec::Single(p), _) => {
                 for &n in proto_numbers(proto) {
-                    self.exact.entry(key(ip, n, p)).or_insert(entry);
+                    self.exact.insert_first(key(ip, n, p), entry);
                 }
             }
             (PortSpec::Range(lo, hi), _) => {
@@ -137,10 +153,10 @@ impl Index {
                 for &n in proto_numbers(proto) {
                     if u32::from(hi - lo) < EXPAND_RANGE_MAX {
                         for p in lo..=hi {
-                            self.exact.entry(key(ip, n, p)).or_insert(entry);
+                            self.exact.insert_first(key(ip, n, p), entry);
                         }
                     } else {
-                        slot.wide_ranges = true;
+                        self.slot_mut(ip).wide_ranges = true;
                         self.wide.push(Wide {
                             ip,
                             proto: n,
@@ -156,20 +172,19 @@ impl Index {
 
     fn finish(&mut self) {
         self.wide.sort_by_key(|w| (w.ip, w.proto, w.lo));
-        self.exact.shrink_to_fit();
-        self.slots.shrink_to_fit();
     }
 
     /// The entry covering (ip, proto, port) and how, or whether the address is known at all.
     #[inline]
     fn find(&self, ip: u32, proto: u8, port: u16) -> Result<(u32, MatchKind), bool> {
         let ported = proto == 6 || proto == 17;
-        if ported && let Some(&e) = self.exact.get(&key(ip, proto, port)) {
+        if ported && let Some(e) = self.exact.get(key(ip, proto, port)) {
             return Ok((e, MatchKind::Port));
         }
-        let Some(slot) = self.slots.get(&ip) else {
+        let Some(slot_idx) = self.slots.get(u64::from(ip)) else {
             return Err(false);
         };
+        let slot = self.slot_list[slot_idx as usize];
         if ported {
             if slot.wide_ranges
                 && let Some(e) = self.find_wide(ip, proto, port)
@@ -215,7 +230,7 @@ pub struct ForwardTable {
     compiled: Vec<Compiled>,
     forward: Index,
     reverse: Index,
-    eips: AHashSet<u32>,
+    eips: FixMap,
 }
 
 impl ForwardTable {
@@ -226,13 +241,16 @@ impl ForwardTable {
     pub fn new(entries: &[ForwardEntry], public_ips: &[Ipv4Addr]) -> ForwardTable {
         let mut forward = Index::default();
         let mut reverse = Index::default();
-        let mut eips: AHashSet<u32> = public_ips.iter().map(|&ip| u32::from(ip)).collect();
+        let mut eips = FixMap::default();
+        for &ip in public_ips {
+            eips.insert_first(u64::from(u32::from(ip)), 0);
+        }
         let mut compiled = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
             let idx = u32::try_from(i).unwrap_or(NONE - 1);
             let ext_ip = u32::from(e.external_ip);
             let int_ip = u32::from(e.internal_ip);
-            eips.insert(ext_ip);
+            eips.insert_first(u64::from(ext_ip), 0);
             forward.add(ext_ip, e.ip_protocol, e.external_port, idx);
             reverse.add(int_ip, e.ip_protocol, e.internal_port, idx);
             let (ext_lo, int_lo, maps_port) = match (e.external_port, e.internal_port) {
@@ -247,8 +265,8 @@ impl ForwardTable {
                 maps_port,
             });
         }
-        for ip in &eips {
-            forward.slots.entry(*ip).or_insert(IpSlot::EMPTY);
+        for &ip in public_ips {
+            forward.slot_mut(u32::from(ip));
         }
         forward.finish();
         reverse.finish();
@@ -269,7 +287,7 @@ impl ForwardTable {
     /// True when `ip` is one of the gateway's EIPs.
     #[inline]
     pub fn is_eip(&self, ip: u32) -> bool {
-        self.eips.contains(&ip)
+        self.eips.get(u64::from(ip)).is_some()
     }
 
     /// Inbound: where a packet to (`dst_ip`, `proto`, `dst_port`) goes.
