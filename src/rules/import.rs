@@ -277,7 +277,7 @@ fn read_entries(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
 fn read_package(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
     let outer = "BandwidthPackages";
     let packages = list(file, v, outer, "BandwidthPackage", sink);
-    if packages.len() != 1 {
+    let [p] = packages else {
         draft.broken = true;
         sink.error(
             "json-shape",
@@ -288,9 +288,8 @@ fn read_package(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
             ),
         );
         return;
-    }
+    };
     let path = format!("{outer}.BandwidthPackage[0]");
-    let p = &packages[0];
     draft.rate_bps = parsed(
         text_field(file, p, &path, "Bandwidth", true, sink),
         "bandwidth",

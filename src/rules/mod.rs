@@ -16,8 +16,17 @@
 //! mapping wins, as in nftables and VPP), there is no entry cap, and a tcp/udp entry with both ports
 //! `any` is accepted. Such an entry maps every port of that protocol to the same port of the server; it
 //! counts as the range 1-65535 in the overlap checks, so it is accepted only when no other entry of that
-//! protocol uses its external IP (or its internal IP), which keeps the lookup unambiguous. It ranks
-//! below port mappings and above the IP's `any`-protocol mapping.
+//! protocol uses its external IP (or its internal IP), which keeps the lookup unambiguous. The only
+//! other entry it can meet on its external IP is the IP's `any`-protocol mapping, which it outranks
+//! for its protocol (the more specific entry wins).
+//!
+//! # Orders
+//!
+//! [`to_toml`] and [`to_api_json`] write entries in the order of [`Rules::forward_entries`] (file order
+//! for parsed rules). [`import_api_json`] puts them in the tutorial's table order: by the external IP's
+//! place in the bandwidth package, then by external port. Entries without an id get [`derive_id`]'s.
+
+#![warn(missing_docs)]
 
 mod diag;
 mod export;

@@ -419,13 +419,13 @@ fn check_side(entries: &[Complete<'_>], sink: &mut Sink<'_>, side: Side) {
     }
     let mut found: Vec<(usize, usize)> = Vec::new();
     for list in groups.values_mut() {
-        if list.len() < 2 {
-            continue;
-        }
         list.sort_unstable();
+        let Some((&first, rest)) = list.split_first() else {
+            continue;
+        };
         // The interval reaching furthest so far; any later interval starting inside it overlaps it.
-        let mut reach = list[0];
-        for &cur in &list[1..] {
+        let mut reach = first;
+        for &cur in rest {
             if cur.0 <= reach.1 {
                 // Report against the entry that comes first in the file.
                 let (first, second) = if reach.2 < cur.2 {
