@@ -116,3 +116,15 @@ fn unmutated_seed_is_accepted() {
     ];
     assert!(import_api_json(&inputs).is_ok());
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    for (open, close) in [("[", "]"), ("{a=", "}")] {
+        let text = format!("x = {}{}", open.repeat(100_000), close.repeat(100_000));
+        let err = parse_str(&text, "deep.toml").err();
+        assert!(err.is_some_and(|e| !e.diagnostics().is_empty()));
+    }
+    let json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let inputs = vec![("deep.json".to_string(), json)];
+    assert!(import_api_json(&inputs).is_err());
+}

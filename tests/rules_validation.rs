@@ -506,3 +506,44 @@ fn unreadable_file_names_the_path() {
         other => panic!("expected a read error, got {other:?}"),
     }
 }
+
+#[test]
+fn missing_package_and_wrong_shapes_are_reported_together() {
+    let text =
+        "[gateway]\nname = \"T\"\nforward_entry = 5\n[bandwith_package]\nbandwidth_mbps = 1\n";
+    let err = parse_str(text, "shape.toml").err();
+    let errs = err.map(|e| e.diagnostics().to_vec()).unwrap_or_default();
+    assert_error(
+        &errs,
+        "unknown-key",
+        3,
+        "unknown key `forward_entry` in [gateway]",
+    );
+    assert_error(
+        &errs,
+        "unknown-key",
+        4,
+        "unknown key `bandwith_package` in the rules file; did you mean `bandwidth_package`?",
+    );
+    assert_error(&errs, "missing-key", 0, "no [bandwidth_package]");
+    assert_eq!(errs.len(), 3);
+
+    let text = "forward_entry = 5\n[bandwidth_package]\nbandwidth_mbps = 1\npublic_ips = [\"203.0.113.1\"]\n";
+    let err = parse_str(text, "shape.toml").err();
+    let errs = err.map(|e| e.diagnostics().to_vec()).unwrap_or_default();
+    assert_error(
+        &errs,
+        "type",
+        1,
+        "`forward_entry` must be an array of tables",
+    );
+}
+
+#[test]
+fn shape_options_in_police_mode_warn() {
+    let text =
+        "[bandwidth_package]\nbandwidth_mbps = 1\npublic_ips = [\"203.0.113.1\"]\nlatency_ms = 5\n";
+    let parsed = parse_str(text, "w.toml").unwrap_or_else(|e| panic!("{e}"));
+    let rules: Vec<(&str, u32)> = parsed.warnings.iter().map(|w| (w.rule, w.line)).collect();
+    assert_eq!(rules, [("unused-public-ip", 3), ("shape-only-option", 4)]);
+}
