@@ -1,6 +1,6 @@
 //! Import of the tutorial's API responses, and the TOML / API JSON / nftables writers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use dnatsim::rules::{
@@ -196,11 +196,11 @@ fn to_api_json_round_trips() {
 }
 
 fn nft_check(ruleset: &str) {
-    let Some(nft) = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-    else {
+    // PATH first; root's sbin directories too, since a user PATH often lacks them.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    let Some(nft) = dirs.iter().map(|d| d.join("nft")).find(|p| p.is_file()) else {
         println!("SKIPPED: nft not installed");
         return;
     };
