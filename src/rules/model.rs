@@ -127,3 +127,85 @@ pub struct Rules {
     /// `[[forward_entry]]`, in file order.
     pub forward_entries: Vec<ForwardEntry>,
 }
+
+impl Protocol {
+    /// The lower-case API spelling: "tcp", "udp" or "any".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Any => "any",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PortSpec {
+    /// The inclusive port bounds this selector covers (`any` covers 1-65535).
+    pub fn bounds(self) -> (u16, u16) {
+        match self {
+            PortSpec::Any => (1, u16::MAX),
+            PortSpec::Single(p) => (p, p),
+            PortSpec::Range(a, b) => (a, b),
+        }
+    }
+
+    /// How many ports the selector covers.
+    pub fn len(self) -> u32 {
+        let (a, b) = self.bounds();
+        u32::from(b).saturating_sub(u32::from(a)) + 1
+    }
+
+    /// Always false: a selector covers at least one port (present for clippy's `len_without_is_empty`).
+    pub fn is_empty(self) -> bool {
+        false
+    }
+}
+
+impl std::fmt::Display for PortSpec {
+    /// The API spelling: "any", "80" or "8000/8010".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortSpec::Any => f.write_str("any"),
+            PortSpec::Single(p) => write!(f, "{p}"),
+            PortSpec::Range(a, b) => write!(f, "{a}/{b}"),
+        }
+    }
+}
+
+impl Profile {
+    /// The rules-file spelling: "alibaba" or "permissive".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Alibaba => "alibaba",
+            Profile::Permissive => "permissive",
+        }
+    }
+}
+
+impl ForwardEntry {
+    /// True for an IP mapping (protocol `any`, both ports `any`): a 1:1 NAT of the whole address.
+    pub fn is_ip_mapping(&self) -> bool {
+        self.ip_protocol == Protocol::Any
+    }
+
+    /// The internal port that external port `port` maps to, or `None` if the entry does not cover `port`.
+    ///
+    /// Ranges map offset by offset; an `any` port maps to itself.
+    pub fn map_port(&self, port: u16) -> Option<u16> {
+        let (ea, eb) = self.external_port.bounds();
+        if port < ea || port > eb {
+            return None;
+        }
+        match self.internal_port {
+            PortSpec::Any => Some(port),
+            PortSpec::Single(p) => Some(p),
+            PortSpec::Range(ia, _) => ia.checked_add(port - ea),
+        }
+    }
+}

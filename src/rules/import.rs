@@ -1,0 +1,346 @@
+//! Import of the cloud API's JSON responses (`DescribeForwardTableEntries`,
+//! `DescribeBandwidthPackages`, `DescribeNatGateways`) into [`Rules`].
+//!
+//! Each input is recognised by its top-level key, so the files can come in any order and
+//! the forward table may be split over several pages. Values are read as the API writes
+//! them ("any", "Any", "TCP", "80", "203.0.113.79 " with a stray space) and the result is
+//! validated under the `alibaba` profile, since it came from the cloud.
+//!
+//! Entries come out in the tutorial's table order: by the external IP's place in the bandwidth
+//! package, then by external port (IP mappings first), then protocol; the API's own order is a hash order.
+
+use serde_json::Value;
+
+use super::diag::{Loc, RulesError, Sink};
+use super::model::{Position, Profile, Rules};
+use super::validate::{Draft, DraftEntry, Located, validate};
+use super::values;
+
+/// Reads the API responses `(file name, JSON text)` and builds validated rules (profile `alibaba`).
+///
+/// Needs one `DescribeForwardTableEntries` (or several pages) and one `DescribeBandwidthPackages`;
+/// `DescribeNatGateways` is optional and supplies the gateway name.
+pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError> {
+    let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+    let all = names.join(", ");
+    let mut sink = Sink::new(&all, "");
+    let mut draft = Draft {
+        inbound: true,
+        outbound: true,
+        profile: Profile::Alibaba,
+        ..Draft::default()
+    };
+    let (mut saw_entries, mut saw_package, mut gateway_from) = (false, false, None::<Loc>);
+
+    for (file, text) in inputs {
+        let root: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                sink.error(
+                    "json-syntax",
+                    &json_loc(file, "$"),
+                    format!(
+                        "JSON syntax error at line {}, column {}: {e}",
+                        e.line(),
+                        e.column()
+                    ),
+                );
+                continue;
+            }
+        };
+        let mut known = false;
+        if let Some(v) = root.get("ForwardTableEntries") {
+            known = true;
+            saw_entries = true;
+            read_entries(file, v, &mut draft, &mut sink);
+        }
+        if let Some(v) = root.get("BandwidthPackages") {
+            known = true;
+            if saw_package {
+                sink.error(
+                    "json-shape",
+                    &json_loc(file, "BandwidthPackages"),
+                    "a second DescribeBandwidthPackages response; the gateway must have exactly one package",
+                );
+            } else {
+                saw_package = true;
+                read_package(file, v, &mut draft, &mut sink);
+            }
+        }
+        if let Some(v) = root.get("NatGateways") {
+            known = true;
+            if let Some(first) = &gateway_from {
+                let other = sink.line_of(first);
+                sink.error(
+                    "json-shape",
+                    &json_loc(file, "NatGateways"),
+                    format!("a second DescribeNatGateways response (the first is {other})"),
+                );
+            } else {
+                gateway_from = Some(json_loc(file, "NatGateways"));
+                read_gateway(file, v, &mut draft, &mut sink);
+            }
+        }
+        if !known {
+            sink.error(
+                "json-shape",
+                &json_loc(file, "$"),
+                "not a DescribeForwardTableEntries, DescribeBandwidthPackages or DescribeNatGateways response (no ForwardTableEntries, BandwidthPackages or NatGateways key)",
+            );
+        }
+    }
+    if !saw_entries {
+        sink.error(
+            "json-missing",
+            &Loc::None,
+            "no DescribeForwardTableEntries response among the inputs",
+        );
+    }
+    if !saw_package {
+        draft.broken = true;
+        sink.error(
+            "json-missing",
+            &Loc::None,
+            "no DescribeBandwidthPackages response among the inputs (it gives the bandwidth and the EIPs)",
+        );
+    }
+
+    // Table order (see the module doc); the sort is stable, so ties keep the API's order.
+    let rank = |e: &DraftEntry| {
+        let ip = e.external_ip.as_ref().map(|l| l.v);
+        let idx = draft
+            .public_ips
+            .iter()
+            .position(|p| Some(p.v) == ip)
+            .unwrap_or(usize::MAX);
+        let port = e.external_port.as_ref().map(|l| l.v.bounds());
+        let any_first = e
+            .external_port
+            .as_ref()
+            .map(|l| l.v != super::model::PortSpec::Any);
+        (
+            idx,
+            ip,
+            any_first,
+            port,
+            e.ip_protocol.as_ref().map(|l| l.v),
+        )
+    };
+    let mut entries = std::mem::take(&mut draft.entries);
+    entries.sort_by_cached_key(rank);
+    draft.entries = entries;
+
+    let rules = validate(&draft, &mut sink);
+    sink.sort();
+    match rules {
+        Some(r) if sink.errors.is_empty() => Ok(r),
+        _ => Err(RulesError::Invalid {
+            file: all.clone(),
+            errors: sink.errors,
+            warnings: sink.warnings,
+        }),
+    }
+}
+
+fn json_loc(file: &str, path: &str) -> Loc {
+    Loc::Json {
+        file: file.to_string(),
+        path: path.to_string(),
+    }
+}
+
+/// The array at `outer.inner`, reporting a wrong shape.
+fn list<'v>(
+    file: &str,
+    v: &'v Value,
+    outer: &str,
+    inner: &str,
+    sink: &mut Sink<'_>,
+) -> &'v [Value] {
+    match v.get(inner) {
+        Some(Value::Array(a)) => a,
+        // The API writes an empty list as an empty object on some versions.
+        None => &[],
+        Some(_) => {
+            sink.error(
+                "json-shape",
+                &json_loc(file, &format!("{outer}.{inner}")),
+                format!("{outer}.{inner} must be an array"),
+            );
+            &[]
+        }
+    }
+}
+
+/// A field as text: the API writes strings, but a number is accepted too.
+fn text_field(
+    file: &str,
+    obj: &Value,
+    path: &str,
+    key: &str,
+    required: bool,
+    sink: &mut Sink<'_>,
+) -> Option<(String, Loc)> {
+    let loc = json_loc(file, &format!("{path}.{key}"));
+    match obj.get(key) {
+        Some(Value::String(s)) => Some((s.clone(), loc)),
+        Some(Value::Number(n)) => Some((n.to_string(), loc)),
+        Some(other) => {
+            sink.error(
+                "json-type",
+                &loc,
+                format!("{key} must be a string, not {other}"),
+            );
+            None
+        }
+        None => {
+            if required {
+                sink.error(
+                    "json-missing",
+                    &json_loc(file, path),
+                    format!("{path} has no {key}"),
+                );
+            }
+            None
+        }
+    }
+}
+
+fn parsed<T>(
+    got: Option<(String, Loc)>,
+    rule: &'static str,
+    parse: impl Fn(&str) -> Result<T, String>,
+    sink: &mut Sink<'_>,
+) -> Option<Located<T>> {
+    let (s, loc) = got?;
+    match parse(&s) {
+        Ok(v) => Some(Located::new(v, loc)),
+        Err(msg) => {
+            sink.error(rule, &loc, msg);
+            None
+        }
+    }
+}
+
+fn read_entries(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
+    let outer = "ForwardTableEntries";
+    for (i, e) in list(file, v, outer, "ForwardTableEntry", sink)
+        .iter()
+        .enumerate()
+    {
+        let path = format!("{outer}.ForwardTableEntry[{i}]");
+        let header = json_loc(file, &path);
+        if !e.is_object() {
+            sink.error("json-type", &header, format!("{path} must be an object"));
+            continue;
+        }
+        let mut d = DraftEntry::new(header, Position::default());
+        let f = |k: &str, sink: &mut Sink<'_>| text_field(file, e, &path, k, true, sink);
+        d.id = f("ForwardEntryId", sink).and_then(|(s, loc)| {
+            let s = s.trim().to_string();
+            (!s.is_empty()).then(|| Located::new(s, loc))
+        });
+        d.external_ip = parsed(
+            f("ExternalIp", sink),
+            "invalid-ip",
+            |s| values::ipv4(s, "ExternalIp"),
+            sink,
+        );
+        d.external_port = parsed(
+            f("ExternalPort", sink),
+            "invalid-port",
+            values::port_str,
+            sink,
+        );
+        d.ip_protocol = parsed(
+            f("IpProtocol", sink),
+            "unknown-value",
+            values::protocol,
+            sink,
+        );
+        d.internal_ip = parsed(
+            f("InternalIp", sink),
+            "invalid-ip",
+            |s| values::ipv4(s, "InternalIp"),
+            sink,
+        );
+        d.internal_port = parsed(
+            f("InternalPort", sink),
+            "invalid-port",
+            values::port_str,
+            sink,
+        );
+        draft.entries.push(d);
+    }
+}
+
+fn read_package(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
+    let outer = "BandwidthPackages";
+    let packages = list(file, v, outer, "BandwidthPackage", sink);
+    let [p] = packages else {
+        draft.broken = true;
+        sink.error(
+            "json-shape",
+            &json_loc(file, &format!("{outer}.BandwidthPackage")),
+            format!(
+                "expected exactly one bandwidth package, found {}",
+                packages.len()
+            ),
+        );
+        return;
+    };
+    let path = format!("{outer}.BandwidthPackage[0]");
+    draft.rate_bps = parsed(
+        text_field(file, p, &path, "Bandwidth", true, sink),
+        "bandwidth",
+        values::mbps_str,
+        sink,
+    )
+    .map(|l| l.v);
+    if draft.rate_bps.is_none() {
+        draft.broken = true;
+    }
+    let ips_path = format!("{path}.PublicIpAddresses");
+    let Some(ips) = p.get("PublicIpAddresses") else {
+        sink.error(
+            "json-missing",
+            &json_loc(file, &path),
+            format!("{path} has no PublicIpAddresses"),
+        );
+        return;
+    };
+    for (i, ip) in list(file, ips, &ips_path, "PublicIpAddresse", sink)
+        .iter()
+        .enumerate()
+    {
+        let ip_path = format!("{ips_path}.PublicIpAddresse[{i}]");
+        if let Some(l) = parsed(
+            text_field(file, ip, &ip_path, "IpAddress", true, sink),
+            "invalid-ip",
+            |s| values::ipv4(s, "IpAddress"),
+            sink,
+        ) {
+            draft.public_ips.push(l);
+        }
+    }
+}
+
+fn read_gateway(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
+    let outer = "NatGateways";
+    let gateways = list(file, v, outer, "NatGateway", sink);
+    match gateways {
+        [] => {}
+        [g] => {
+            let path = format!("{outer}.NatGateway[0]");
+            draft.name = text_field(file, g, &path, "Name", false, sink).map(|(s, _)| s);
+        }
+        _ => sink.error(
+            "json-shape",
+            &json_loc(file, &format!("{outer}.NatGateway")),
+            format!(
+                "expected one NAT gateway, found {}; pass the response for the one gateway to simulate",
+                gateways.len()
+            ),
+        ),
+    }
+}
