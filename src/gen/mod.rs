@@ -1,0 +1,1 @@
+//! Synthetic traffic (filled in by its own change).
