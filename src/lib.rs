@@ -16,7 +16,7 @@
 
 pub mod bandwidth;
 pub mod capture;
-pub mod gen;
+pub mod traffic;
 pub mod nat;
 pub mod report;
 pub mod rules;

@@ -1,1 +1,0 @@
-//! Synthetic traffic (filled in by its own change).

@@ -1,0 +1,1 @@
+//! Synthetic traffic for samples and benchmarks (filled in by its own change).
