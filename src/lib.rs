@@ -16,8 +16,8 @@
 
 pub mod bandwidth;
 pub mod capture;
-pub mod traffic;
 pub mod nat;
 pub mod report;
 pub mod rules;
+pub mod traffic;
 pub mod wire;

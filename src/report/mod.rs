@@ -1,6 +1,7 @@
 //! Counters of a run, the JSON report and the human summary.
 
 pub mod summary;
+pub mod trace;
 
 use serde::Serialize;
 

@@ -209,3 +209,27 @@ impl ForwardEntry {
         }
     }
 }
+
+impl Rules {
+    /// The entries in the tutorial's table order: by the external IP's place in the bandwidth
+    /// package, IP mappings first, then by port and protocol; ties keep file order.
+    pub fn table_order(&self) -> Vec<&ForwardEntry> {
+        let ips = &self.bandwidth_package.public_ips;
+        let mut v: Vec<&ForwardEntry> = self.forward_entries.iter().collect();
+        v.sort_by_key(|e| {
+            let place = ips
+                .iter()
+                .position(|&ip| ip == e.external_ip)
+                .unwrap_or(usize::MAX);
+            let ported = e.external_port != PortSpec::Any;
+            (
+                place,
+                e.external_ip,
+                ported,
+                e.external_port.bounds(),
+                e.ip_protocol,
+            )
+        });
+        v
+    }
+}

@@ -4,6 +4,7 @@
 //! Every view checks lengths before it reads; once a view is constructed its accessors
 //! cannot panic.
 
+pub mod build;
 pub mod checksum;
 pub mod ipv4;
 pub mod link;

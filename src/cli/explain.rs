@@ -1,0 +1,336 @@
+//! `dnatsim explain`: the teaching view of one packet.
+//!
+//! The question is answered by building the packet and running it through the same
+//! translator a replay uses, so the explanation cannot drift from what replay does.
+
+use super::RulesArg;
+use anyhow::{Context, bail};
+use dnatsim::nat::{
+    Config, ForeignPolicy, ForwardTable, MatchKind, PacketMeta, Translator, Verdict,
+};
+use dnatsim::report::trace;
+use dnatsim::rules::{ForwardEntry, Protocol, Rules};
+use dnatsim::wire::{build, link::LINKTYPE_RAW};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::net::Ipv4Addr;
+
+/// Explain what the gateway does to one packet: which entry matches (by exact port or by the
+/// IP's `any` fallback), the tuple before and after, every field that changes, or why no
+/// entry applies.
+///
+/// PROTO is tcp, udp, icmp (an echo request) or an IP protocol number or name (gre, esp).
+/// For a reply, give the server as `--from` and the client as the destination.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:\n  \
+    dnatsim explain -r pcaps/seed/rules.toml tcp 203.0.113.79:443\n  \
+    dnatsim explain -r pcaps/seed/rules.toml tcp 203.0.113.59:80\n  \
+    dnatsim explain -r pcaps/seed/rules.toml icmp 203.0.113.107\n  \
+    dnatsim explain -r pcaps/seed/rules.toml tcp 198.51.100.7:51000 --from 192.168.1.4:443")]
+pub struct Args {
+    #[command(flatten)]
+    rules: RulesArg,
+    /// tcp, udp, icmp, gre, esp or a protocol number.
+    #[arg(value_name = "PROTO")]
+    proto: String,
+    /// The destination, IP:PORT (or IP for protocols without ports).
+    #[arg(value_name = "DST_IP:PORT")]
+    dst: String,
+    /// The source, IP:PORT; a documentation-range client by default.
+    #[arg(long, value_name = "SRC_IP:PORT", default_value = "198.51.100.7:51000")]
+    from: String,
+    /// Treat foreign traffic as --foreign drop would.
+    #[arg(long)]
+    foreign_drop: bool,
+}
+
+fn parse_proto(s: &str) -> anyhow::Result<u8> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "sctp" => 132,
+        other => other.parse::<u8>().with_context(|| {
+            format!("unknown protocol `{s}` (tcp, udp, icmp, gre, esp or a number)")
+        })?,
+    })
+}
+
+fn parse_endpoint(s: &str, needs_port: bool, what: &str) -> anyhow::Result<(Ipv4Addr, u16)> {
+    let (ip, port) = match s.rsplit_once(':') {
+        Some((ip, port)) => {
+            let port: u16 = port
+                .parse()
+                .ok()
+                .filter(|p| *p > 0)
+                .with_context(|| format!("{what} `{s}`: the port must be 1-65535"))?;
+            (ip, Some(port))
+        }
+        None => (s, None),
+    };
+    let ip: Ipv4Addr = ip
+        .parse()
+        .with_context(|| format!("{what} `{s}`: not an IPv4 address"))?;
+    match (needs_port, port) {
+        (true, None) => bail!("{what} `{s}`: tcp and udp need IP:PORT"),
+        (_, port) => Ok((ip, port.unwrap_or(0))),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let rules = super::load_rules(&args.rules.rules)?;
+    let proto = parse_proto(&args.proto)?;
+    let ported = proto == 6 || proto == 17;
+    let (dst, dport) = parse_endpoint(&args.dst, ported, "destination")?;
+    let (src, sport) = parse_endpoint(&args.from, ported, "--from")?;
+    let text = explain(&rules, proto, src, sport, dst, dport, args.foreign_drop);
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(0)
+}
+
+/// The whole explanation as text.
+pub fn explain(
+    rules: &Rules,
+    proto: u8,
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    foreign_drop: bool,
+) -> String {
+    let table = ForwardTable::new(&rules.forward_entries, &rules.bandwidth_package.public_ips);
+    let l4 = match proto {
+        6 => build::tcp(sport, dport, 0x18, b""),
+        17 => build::udp(sport, dport, b""),
+        1 => build::icmp_echo(0x4242, 1),
+        _ => vec![0; 8],
+    };
+    let mut packet = Vec::new();
+    build::ipv4(
+        &mut packet,
+        u32::from(src),
+        u32::from(dst),
+        proto,
+        64,
+        1,
+        &l4,
+    );
+    let before = packet.clone();
+    let foreign = if foreign_drop {
+        ForeignPolicy::Drop
+    } else {
+        ForeignPolicy::Pass
+    };
+    let mut t = Translator::new(
+        &table,
+        Config {
+            foreign,
+            ..Config::default()
+        },
+    );
+    let meta = PacketMeta {
+        record: 1,
+        ts_ns: 0,
+        interface: 0,
+        orig_len: packet.len() as u32,
+        link_type: LINKTYPE_RAW,
+    };
+    let out = t.process(&mut packet, &meta);
+
+    let mut s = String::new();
+    let name = trace::proto_name(proto);
+    let _ = writeln!(s, "{name} {}", trace::tuple(&out.before));
+    let entry = |i: u32| &rules.forward_entries[i as usize];
+    match out.verdict {
+        Verdict::Inbound { entry: i, kind } => {
+            let e = entry(i);
+            let _ = writeln!(s, "  inbound: {dst} is an EIP of the bandwidth package");
+            let _ = writeln!(s, "  matched {} {}", e.id, how(kind, e, rules));
+            let _ = writeln!(s, "  => {name} {}", trace::tuple(&out.after));
+        }
+        Verdict::Outbound { entry: i, kind } => {
+            let e = entry(i);
+            let side = if kind == MatchKind::IpAny {
+                format!(
+                    "{src} is the server of IP mapping {} ({})",
+                    e.id, e.external_ip
+                )
+            } else {
+                format!(
+                    "{} is the private side of {} ({})",
+                    trace::endpoint(proto, u32::from(src), sport),
+                    e.id,
+                    kind.describe()
+                )
+            };
+            let _ = writeln!(s, "  outbound: {side}");
+            let _ = writeln!(
+                s,
+                "  source rewritten back to its public address: {}",
+                trace::endpoint(proto, out.after.src, out.after.sport)
+            );
+            let _ = writeln!(s, "  => {name} {}", trace::tuple(&out.after));
+        }
+        Verdict::Drop(reason) => {
+            let _ = writeln!(
+                s,
+                "  dropped ({}): {}",
+                reason.as_str(),
+                why_dropped(rules, proto, src, dst, dport, reason)
+            );
+        }
+        Verdict::PassForeign => {
+            let _ = writeln!(
+                s,
+                "  foreign: neither {dst} is an EIP nor {} a mapped server; passes unchanged (--foreign drop would drop it)",
+                trace::endpoint(proto, u32::from(src), sport)
+            );
+        }
+        Verdict::PassNotIpv4 | Verdict::Held => {}
+    }
+    let changes = changes(&before, &packet, proto);
+    if !changes.is_empty() {
+        let _ = writeln!(s, "  changed: {}", changes.join("; "));
+    }
+    s
+}
+
+/// How an entry matched, in words.
+fn how(kind: MatchKind, e: &ForwardEntry, rules: &Rules) -> String {
+    use super::table::{port_cell, proto_cell};
+    let mapping = format!(
+        "{} port {} -> {} port {}, protocol {}",
+        e.external_ip,
+        port_cell(e.external_port),
+        e.internal_ip,
+        port_cell(e.internal_port),
+        proto_cell(e.ip_protocol),
+    );
+    match kind {
+        MatchKind::Port => format!("by exact port (port mapping): {mapping}"),
+        MatchKind::Range => format!("by port range, offset by offset: {mapping}"),
+        MatchKind::IpAny => {
+            let others: Vec<String> = rules
+                .forward_entries
+                .iter()
+                .filter(|o| {
+                    o.external_ip == e.external_ip
+                        && o.external_port != dnatsim::rules::PortSpec::Any
+                })
+                .map(|o| format!("{}/{}", o.ip_protocol, o.external_port))
+                .collect();
+            if others.is_empty() {
+                format!(
+                    "as an IP mapping (every protocol and port of {}): {mapping}",
+                    e.external_ip
+                )
+            } else {
+                format!(
+                    "by the IP's `any` entry as a fallback ({} also has {}, which did not match): {mapping}",
+                    e.external_ip,
+                    others.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Why a packet is dropped, naming what the address does have.
+fn why_dropped(
+    rules: &Rules,
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    dport: u16,
+    reason: dnatsim::report::DropReason,
+) -> String {
+    use dnatsim::report::DropReason;
+    if reason != DropReason::NoRule {
+        return match reason {
+            DropReason::Foreign => format!("neither {dst} is an EIP nor {src} a mapped server"),
+            _ => reason.as_str().replace('_', " "),
+        };
+    }
+    let have: Vec<String> = rules
+        .forward_entries
+        .iter()
+        .filter(|e| e.external_ip == dst)
+        .map(|e| match e.ip_protocol {
+            Protocol::Any => "an IP mapping".to_string(),
+            p => format!("{p}/{}", e.external_port),
+        })
+        .collect();
+    let asked = if proto == 6 || proto == 17 {
+        format!("{}/{dport}", trace::proto_name(proto))
+    } else {
+        trace::proto_name(proto)
+    };
+    if have.is_empty() {
+        format!("{dst} is in the bandwidth package but has no forward entry")
+    } else {
+        format!("{dst} has entries for {}, not {asked}", join_and(&have))
+    }
+}
+
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The header fields that differ between two raw IPv4 packets, with old and new values.
+fn changes(before: &[u8], after: &[u8], proto: u8) -> Vec<String> {
+    let ip = |b: &[u8], at: usize| Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]);
+    let w = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let mut v = Vec::new();
+    if before == after {
+        return v;
+    }
+    if before[12..16] != after[12..16] {
+        v.push(format!(
+            "source address {} -> {}",
+            ip(before, 12),
+            ip(after, 12)
+        ));
+    }
+    if before[16..20] != after[16..20] {
+        v.push(format!(
+            "destination address {} -> {}",
+            ip(before, 16),
+            ip(after, 16)
+        ));
+    }
+    if before[8] != after[8] {
+        v.push(format!("TTL {} -> {}", before[8], after[8]));
+    }
+    v.push(format!(
+        "IPv4 checksum {:#06x} -> {:#06x}",
+        w(before, 10),
+        w(after, 10)
+    ));
+    if proto == 6 || proto == 17 {
+        if w(before, 20) != w(after, 20) {
+            v.push(format!("source port {} -> {}", w(before, 20), w(after, 20)));
+        }
+        if w(before, 22) != w(after, 22) {
+            v.push(format!(
+                "destination port {} -> {}",
+                w(before, 22),
+                w(after, 22)
+            ));
+        }
+        let at = if proto == 6 { 36 } else { 26 };
+        let name = if proto == 6 { "TCP" } else { "UDP" };
+        v.push(format!(
+            "{name} checksum {:#06x} -> {:#06x} (incremental, RFC 1624)",
+            w(before, at),
+            w(after, at)
+        ));
+    }
+    v
+}

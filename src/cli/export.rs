@@ -1,0 +1,40 @@
+//! `dnatsim export`: the forward table in other formats.
+
+use super::RulesArg;
+use std::io::Write;
+
+/// Output formats of `export`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    /// An nftables ruleset implementing the same DNAT on Linux (load with `nft -f`).
+    Nft,
+    /// JSON in the shape of the API's DescribeForwardTableEntries response.
+    ApiJson,
+    /// The rules file itself, normalised.
+    Toml,
+}
+
+/// Write the forward table as an nftables ruleset, as API JSON, or as a normalised rules file.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = "Examples:\n  dnatsim export --rules pcaps/seed/rules.toml --format nft > dnat.nft && nft -c -f dnat.nft\n  \
+    dnatsim export --rules pcaps/seed/rules.toml --format api-json"
+)]
+pub struct Args {
+    #[command(flatten)]
+    rules: RulesArg,
+    /// The output format.
+    #[arg(long, short = 'f', value_enum)]
+    format: Format,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let rules = super::load_rules(&args.rules.rules)?;
+    let text = match args.format {
+        Format::Nft => dnatsim::rules::to_nft(&rules),
+        Format::ApiJson => dnatsim::rules::to_api_json(&rules),
+        Format::Toml => dnatsim::rules::to_toml(&rules),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(0)
+}
