@@ -1,9 +1,10 @@
 //! Counters of a run, the JSON report and the human summary.
 
-pub mod summary;
 pub mod trace;
 
+use crate::nat::{FlowStats, ForwardTable, Outcome, Verdict};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Why a packet did not come out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,5 +116,190 @@ impl Counters {
     /// All drops.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().sum()
+    }
+}
+
+impl Counters {
+    /// Counts a packet's translation outcome (not its output: see [`Counters::count_out`]).
+    #[inline]
+    pub fn count(&mut self, outcome: &Outcome, wire_len: u32) {
+        let n = &mut self.entries;
+        let mut per_entry = |entry: u32| {
+            if let Some(c) = n.get_mut(entry as usize) {
+                c.packets += 1;
+                c.bytes += u64::from(wire_len);
+                c.flows += u64::from(outcome.notes.new_flow);
+            }
+        };
+        match outcome.verdict {
+            Verdict::Inbound { entry, .. } => {
+                self.inbound += 1;
+                per_entry(entry);
+            }
+            Verdict::Outbound { entry, .. } => {
+                self.outbound += 1;
+                per_entry(entry);
+            }
+            Verdict::PassNotIpv4 => self.passed_not_ipv4 += 1,
+            Verdict::PassForeign => self.passed_foreign += 1,
+            Verdict::Drop(r) => self.drop(r),
+            Verdict::Held => self.fragments_held += 1,
+        }
+        self.bad_l4_checksum_in += u64::from(outcome.notes.bad_l4_checksum_in);
+        self.snapped += u64::from(outcome.notes.snapped);
+    }
+
+    /// Counts a packet that came out.
+    #[inline]
+    pub fn count_out(&mut self, wire_len: u32) {
+        self.packets_out += 1;
+        self.bytes_out += u64::from(wire_len);
+    }
+}
+
+/// Translated packets by direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct Translated {
+    /// Toward servers.
+    pub inbound: u64,
+    /// From servers.
+    pub outbound: u64,
+}
+
+/// One entry's line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryReport {
+    /// Entry id.
+    pub id: String,
+    /// Public IP.
+    pub external_ip: String,
+    /// Public port ("any", "80", "8000/8010").
+    pub external_port: String,
+    /// "tcp", "udp" or "any".
+    pub ip_protocol: String,
+    /// Private IP.
+    pub internal_ip: String,
+    /// Private port.
+    pub internal_port: String,
+    /// Packets translated by it.
+    pub packets: u64,
+    /// Their wire bytes.
+    pub bytes: u64,
+    /// Flows it created.
+    pub flows: u64,
+}
+
+/// Flow-table figures of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowReport {
+    /// Bindings created.
+    pub created: u64,
+    /// Removed after their idle timeout.
+    pub expired: u64,
+    /// Removed early because the table was full.
+    pub evicted: u64,
+    /// Most alive at once.
+    pub peak: u64,
+}
+
+/// The JSON report of a replay (`--report FILE.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The capture read.
+    pub input: String,
+    /// The rules file.
+    pub rules: String,
+    /// Records read.
+    pub packets_in: u64,
+    /// Their wire bytes.
+    pub bytes_in: u64,
+    /// Records out.
+    pub packets_out: u64,
+    /// Their wire bytes.
+    pub bytes_out: u64,
+    /// Translated by direction.
+    pub translated: Translated,
+    /// Passed without change (not IPv4 plus foreign).
+    pub passed_unchanged: u64,
+    /// Of those, not IPv4.
+    pub passed_not_ipv4: u64,
+    /// Of those, IPv4 that concerns no EIP or mapped server.
+    pub passed_foreign: u64,
+    /// Drops by reason; every reason is listed, zeros included.
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// Translated packets whose TCP/UDP checksum was already wrong on input.
+    pub bad_l4_checksum_in: u64,
+    /// Packets cut by the capture's snap length.
+    pub snapped: u64,
+    /// Fragments held until their first fragment came.
+    pub fragments_held: u64,
+    /// Flow table.
+    pub flows: FlowReport,
+    /// Per entry, in the rules file's order.
+    pub entries: Vec<EntryReport>,
+    /// Warnings about the input (e.g. a cut-off last record).
+    pub warnings: Vec<String>,
+    /// The bandwidth package's effect, when the run applied one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<serde_json::Value>,
+}
+
+impl Report {
+    /// Assembles the report of a finished run.
+    pub fn new(
+        input: String,
+        rules: String,
+        c: &Counters,
+        table: &ForwardTable,
+        flows: FlowStats,
+        warnings: Vec<String>,
+    ) -> Report {
+        let entries = table
+            .entries()
+            .iter()
+            .zip(&c.entries)
+            .map(|(e, n)| EntryReport {
+                id: e.id.clone(),
+                external_ip: e.external_ip.to_string(),
+                external_port: e.external_port.to_string(),
+                ip_protocol: e.ip_protocol.to_string(),
+                internal_ip: e.internal_ip.to_string(),
+                internal_port: e.internal_port.to_string(),
+                packets: n.packets,
+                bytes: n.bytes,
+                flows: n.flows,
+            })
+            .collect();
+        Report {
+            input,
+            rules,
+            packets_in: c.packets_in,
+            bytes_in: c.bytes_in,
+            packets_out: c.packets_out,
+            bytes_out: c.bytes_out,
+            translated: Translated {
+                inbound: c.inbound,
+                outbound: c.outbound,
+            },
+            passed_unchanged: c.passed_not_ipv4 + c.passed_foreign,
+            passed_not_ipv4: c.passed_not_ipv4,
+            passed_foreign: c.passed_foreign,
+            dropped: DropReason::ALL
+                .iter()
+                .map(|&r| (r.as_str(), c.dropped(r)))
+                .collect(),
+            bad_l4_checksum_in: c.bad_l4_checksum_in,
+            snapped: c.snapped,
+            fragments_held: c.fragments_held,
+            flows: FlowReport {
+                created: flows.created,
+                expired: flows.expired,
+                evicted: flows.evicted,
+                peak: flows.peak,
+            },
+            entries,
+            warnings,
+            bandwidth: None,
+        }
     }
 }

@@ -1,1 +1,0 @@
-//! The human summary of a run.
