@@ -1032,3 +1032,22 @@ fn big_stream_through_small_reads() {
     }
     assert_eq!(n, 2100);
 }
+
+#[test]
+fn reads_a_fifo_by_streaming() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    match Command::new("mkfifo").arg(&fifo).status() {
+        Ok(s) if s.success() => {}
+        _ => {
+            println!("SKIPPED: mkfifo is not available");
+            return;
+        }
+    }
+    let (bytes, expected) = two_section_pcapng();
+    let path = fifo.clone();
+    let feeder = std::thread::spawn(move || std::fs::write(path, bytes));
+    let mut r = CaptureReader::open(&fifo).unwrap();
+    assert_eq!(read_all(&mut r).unwrap(), expected);
+    feeder.join().unwrap().unwrap();
+}

