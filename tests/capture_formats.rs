@@ -1051,3 +1051,23 @@ fn reads_a_fifo_by_streaming() {
     assert_eq!(read_all(&mut r).unwrap(), expected);
     feeder.join().unwrap().unwrap();
 }
+
+#[test]
+fn open_and_create_errors_name_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = CaptureReader::open(dir.path()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "cannot open {}: it is a directory, not a capture file",
+            dir.path().display()
+        )
+    );
+    let missing = dir.path().join("no/such/dir/out.pcap");
+    let err = CaptureWriter::create(&missing, &WriterConfig::pcap(1, 0, false)).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot open {}: ", missing.display())),
+        "{err}"
+    );
+}

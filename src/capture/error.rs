@@ -246,6 +246,11 @@ pub enum BlockProblem {
         /// Option length.
         length: u16,
     },
+    /// More interface descriptions than the reader accepts.
+    TooManyInterfaces {
+        /// The reader's limit.
+        limit: u32,
+    },
     /// An `if_tsresol` this reader cannot convert to nanoseconds.
     UnsupportedTsresol {
         /// The raw `if_tsresol` byte.
@@ -285,6 +290,10 @@ impl fmt::Display for BlockProblem {
             } => write!(
                 f,
                 "option {code} at offset {option_offset} (length {length}) runs past the end of the block"
+            ),
+            Self::TooManyInterfaces { limit } => write!(
+                f,
+                "more than {limit} interface descriptions; the file is corrupt"
             ),
             Self::UnsupportedTsresol { tsresol } => write!(
                 f,

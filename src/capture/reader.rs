@@ -29,6 +29,10 @@ const OPT_END: u16 = 0;
 const OPT_IF_TSRESOL: u16 = 9;
 const OPT_IF_TSOFFSET: u16 = 14;
 
+/// More interfaces than any real capture has; the limit bounds the memory a file full of
+/// interface blocks can make the reader allocate.
+const MAX_INTERFACES: usize = 1 << 20;
+
 /// Files up to this size are mapped with all their pages present at once.
 const POPULATE_LIMIT: u64 = 256 << 20;
 
@@ -240,6 +244,12 @@ impl CaptureReader {
         };
         let file = File::open(path).map_err(open_err)?;
         let meta = file.metadata().map_err(open_err)?;
+        if meta.is_dir() {
+            return Err(open_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is a directory, not a capture file",
+            )));
+        }
         let src = if !meta.is_file() {
             Source::Stream(Stream::new(Box::new(file)))
         } else if meta.len() == 0 {
@@ -680,7 +690,7 @@ impl CaptureReader {
                     }
                     self.kind = Kind::PcapNg {
                         byte_order: bo,
-                        sections: sections + 1,
+                        sections: sections.saturating_add(1),
                         section_base: self.interfaces.len() as u32,
                     };
                 }
@@ -720,6 +730,11 @@ impl CaptureReader {
                     if !ifc.tsresol_supported() {
                         return Err(bad(BlockProblem::UnsupportedTsresol {
                             tsresol: ifc.tsresol,
+                        }));
+                    }
+                    if self.interfaces.len() >= MAX_INTERFACES {
+                        return Err(bad(BlockProblem::TooManyInterfaces {
+                            limit: MAX_INTERFACES as u32,
                         }));
                     }
                     self.interfaces.push(ifc);

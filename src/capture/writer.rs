@@ -183,7 +183,8 @@ impl CaptureWriter {
                 .truncate(true)
                 .open(&tmp)
                 .map_err(|source| CaptureError::Open {
-                    path: tmp.clone(),
+                    // The user named the destination; the temporary file is our business.
+                    path: dest.clone(),
                     source,
                 })?;
             Sink::File {
