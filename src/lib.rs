@@ -17,6 +17,8 @@
 pub mod bandwidth;
 pub mod capture;
 pub mod nat;
+pub mod output;
+pub mod pipeline;
 pub mod report;
 pub mod rules;
 pub mod traffic;

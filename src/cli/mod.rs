@@ -7,6 +7,7 @@ mod check;
 mod explain;
 mod export;
 mod import;
+mod replay;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Replay(replay::Args),
     Check(check::Args),
     Explain(explain::Args),
     Import(import::Args),
@@ -42,6 +44,7 @@ pub fn main() -> i32 {
         }
     };
     let result = match cli.command {
+        Command::Replay(a) => replay::run(a),
         Command::Check(a) => check::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Import(a) => import::run(a),
