@@ -113,7 +113,8 @@ fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
                 .chain(&carried)
                 .map(|p| p.1)
                 .fold(if d.limited { cap_mbps } else { 0.0 }, f64::max);
-            let y_max = if y_top > 0.0 { y_top * 1.2 } else { 1.0 };
+            // Headroom above the highest line keeps the legend (upper right) off the data.
+            let y_max = if y_top > 0.0 { y_top * 1.35 } else { 1.0 };
             let caption = if d.limited {
                 name.to_string()
             } else {
