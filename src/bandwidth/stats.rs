@@ -148,18 +148,14 @@ impl ConfigReport {
     }
 }
 
+/// Per-packet counters; bit totals and the worst delay are summed from the intervals instead,
+/// which keeps the per-packet path to one increment.
 #[derive(Debug, Clone, Default)]
 struct Running {
-    offered_bits: u64,
-    carried_bits: u64,
-    dropped_bits: u64,
     offered_packets: u64,
-    carried_packets: u64,
-    dropped_packets: u64,
     no_credit: u64,
     queue_full: u64,
     latency: u64,
-    worst_delay: Option<u64>,
 }
 
 /// The live statistics of one direction.
@@ -181,6 +177,7 @@ pub(crate) struct LaneStats {
     dep_end: u64,
     open_pos: usize,
     open_end: u64,
+    next_check: u64,
     hist: DelayHistogram,
     run: Running,
 }
@@ -200,6 +197,7 @@ impl LaneStats {
             dep_end: 0,
             open_pos: 0,
             open_end: u64::MAX,
+            next_check: 0,
             hist: DelayHistogram::new(),
             run: Running::default(),
         }
@@ -215,17 +213,25 @@ impl LaneStats {
     /// ended before `t` get their end-of-interval fill projected from that state.
     #[inline]
     pub(crate) fn arrive(&mut self, t: u64, origin: u64, bits: u64, bucket: &TokenBucket) {
+        if t >= self.next_check {
+            self.advance(t, origin, bucket);
+        }
+        if let Some(r) = self.recs.get_mut(self.arr_pos) {
+            r.offered_bits = r.offered_bits.saturating_add(bits);
+        }
+        self.run.offered_packets += 1;
+    }
+
+    /// Close intervals that ended by `t` and move the arrival cursor to `t`'s interval.
+    #[cold]
+    fn advance(&mut self, t: u64, origin: u64, bucket: &TokenBucket) {
         if t >= self.open_end {
             self.close_until(t, bucket);
         }
         if t >= self.arr_end {
             self.move_arrival(t, origin);
         }
-        if let Some(r) = self.recs.get_mut(self.arr_pos) {
-            r.offered_bits = r.offered_bits.saturating_add(bits);
-        }
-        self.run.offered_bits = self.run.offered_bits.saturating_add(bits);
-        self.run.offered_packets += 1;
+        self.next_check = self.open_end.min(self.arr_end);
     }
 
     /// The packet just offered passes now (police, unlimited, or shape with credit to spare).
@@ -234,7 +240,6 @@ impl LaneStats {
         if let Some(r) = self.recs.get_mut(self.arr_pos) {
             r.carried_bits = r.carried_bits.saturating_add(bits);
         }
-        self.count_carried(bits);
     }
 
     /// The packet just offered departs at `depart` (shape).
@@ -246,20 +251,12 @@ impl LaneStats {
         if let Some(r) = self.recs.get_mut(self.dep_pos) {
             r.carried_bits = r.carried_bits.saturating_add(bits);
         }
-        self.count_carried(bits);
-    }
-
-    #[inline]
-    fn count_carried(&mut self, bits: u64) {
-        self.run.carried_bits = self.run.carried_bits.saturating_add(bits);
-        self.run.carried_packets += 1;
     }
 
     /// The packet just offered waits `delay` ns in the queue (shape).
     #[inline]
     pub(crate) fn delay(&mut self, delay: u64) {
         self.hist.record(delay);
-        self.run.worst_delay = Some(self.run.worst_delay.map_or(delay, |w| w.max(delay)));
     }
 
     /// The packet just offered is dropped.
@@ -268,8 +265,6 @@ impl LaneStats {
         if let Some(r) = self.recs.get_mut(self.arr_pos) {
             r.dropped_bits = r.dropped_bits.saturating_add(bits);
         }
-        self.run.dropped_bits = self.run.dropped_bits.saturating_add(bits);
-        self.run.dropped_packets += 1;
         match reason {
             DropReason::NoCredit => self.run.no_credit += 1,
             DropReason::QueueFull => self.run.queue_full += 1,
@@ -353,6 +348,7 @@ impl LaneStats {
             .recs
             .get(self.open_pos)
             .map_or(u64::MAX, |r| self.end_of(r));
+        self.next_check = self.open_end.min(self.arr_end);
         pos
     }
 
@@ -385,29 +381,37 @@ impl LaneStats {
         };
         let peak_offered_bps = intervals.iter().map(|r| rate(r.offered_bits)).max();
         let peak_carried_bps = intervals.iter().map(|r| rate(r.carried_bits)).max();
+        let sum = |f: fn(&IntervalStats) -> u64| {
+            intervals.iter().fold(0u64, |a, r| a.saturating_add(f(r)))
+        };
+        let offered_bits = sum(|r| r.offered_bits);
+        let carried_bits = sum(|r| r.carried_bits);
+        let dropped_bits = sum(|r| r.dropped_bits);
+        let worst_queue_delay_ns = intervals.iter().filter_map(|r| r.delay_max_ns).max();
         let run = &self.run;
-        let drop_share = if run.offered_bits == 0 {
+        let dropped_packets = run.no_credit + run.queue_full + run.latency;
+        let drop_share = if offered_bits == 0 {
             0.0
         } else {
-            run.dropped_bits as f64 / run.offered_bits as f64
+            dropped_bits as f64 / offered_bits as f64
         };
         DirectionStats {
             limited: self.limited,
             intervals,
             totals: DirectionTotals {
-                offered_bits: run.offered_bits,
-                carried_bits: run.carried_bits,
-                dropped_bits: run.dropped_bits,
+                offered_bits,
+                carried_bits,
+                dropped_bits,
                 offered_packets: run.offered_packets,
-                carried_packets: run.carried_packets,
-                dropped_packets: run.dropped_packets,
+                carried_packets: run.offered_packets.saturating_sub(dropped_packets),
+                dropped_packets,
                 dropped_no_credit_packets: run.no_credit,
                 dropped_queue_full_packets: run.queue_full,
                 dropped_latency_packets: run.latency,
                 peak_offered_bps: peak_offered_bps.unwrap_or(0),
                 peak_carried_bps: peak_carried_bps.unwrap_or(0),
                 drop_share,
-                worst_queue_delay_ns: run.worst_delay,
+                worst_queue_delay_ns,
             },
         }
     }
