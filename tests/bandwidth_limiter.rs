@@ -1,8 +1,8 @@
 //! Behaviour of the bandwidth package limiter on generated packet sequences.
 
 use dnatsim::bandwidth::{
-    BandwidthError, Direction, Limiter, TokenBucket, Verdict, counted_bytes, default_burst_bytes,
-    write_svg,
+    BandwidthError, Direction, Limiter, TokenBucket, Verdict, VirtualClock, WallClock,
+    counted_bytes, default_burst_bytes, write_svg,
 };
 use dnatsim::rules::{BandwidthPackage, CountMode, LimitMode};
 use proptest::prelude::*;
@@ -302,6 +302,27 @@ fn time_going_backwards_mints_no_credit() {
         );
         let _ = serde_json::to_string(&s).unwrap();
     }
+}
+
+#[test]
+fn clocks_feed_the_limiter() {
+    let mut l = Limiter::new(&pkg(LimitMode::Police)).unwrap();
+    let mut clock = VirtualClock::new(1_000);
+    assert_eq!(
+        l.offer_at(&clock, Direction::Inbound, 1500),
+        Verdict::Pass { depart_ns: 1_000 }
+    );
+    clock.advance(500);
+    assert_eq!(
+        l.offer_at(&clock, Direction::Inbound, 1500),
+        Verdict::Pass { depart_ns: 1_500 }
+    );
+    let wall = WallClock::new();
+    let mut l = Limiter::new(&pkg(LimitMode::Shape)).unwrap();
+    assert!(
+        depart(l.offer_at(&wall, Direction::Outbound, 1500))
+            .is_some_and(|d| d > 1_600_000_000 * SEC)
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The bandwidth package: one token bucket per direction, policing or shaping.
 
 use super::bucket::{TokenBucket, UNITS_PER_BYTE};
+use super::clock::Clock;
 use super::error::BandwidthError;
 use super::stats::{BandwidthStats, ConfigReport, DropReason, LaneStats};
 use crate::rules::{BandwidthPackage, CountMode, LimitMode};
@@ -273,6 +274,10 @@ impl Limiter {
     /// FIFO behind earlier packets of its direction and passes it with the time the bucket will
     /// have paid for it, unless the queue would then exceed `queue_limit_bytes` or the wait
     /// `latency_ms` (tail drop). An unlimited direction passes everything at `now_ns`.
+    ///
+    /// A packet stamped before the latest time seen counts as arriving at that time: police
+    /// still reports `depart_ns = now_ns`, shape departs no earlier than the latest time, and
+    /// its queue delay is measured from there, so clock steps do not show up as queueing.
     #[inline]
     pub fn offer(&mut self, dir: Direction, now_ns: u64, bytes: u32) -> Verdict {
         if !self.started {
@@ -324,6 +329,17 @@ impl Limiter {
         lane.stats.carry_at(depart_ns, origin, bits);
         lane.stats.delay(wait);
         Verdict::Pass { depart_ns }
+    }
+
+    /// [`offer`](Self::offer) at the time `clock` reads now (live mode passes a [`WallClock`](super::WallClock)).
+    #[inline]
+    pub fn offer_at<C: Clock + ?Sized>(
+        &mut self,
+        clock: &C,
+        dir: Direction,
+        bytes: u32,
+    ) -> Verdict {
+        self.offer(dir, clock.now_ns(), bytes)
     }
 
     /// Whole bytes of credit in `dir`'s bucket at `t_ns`, if nothing more is offered before.
