@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use plotters::prelude::*;
 
@@ -192,11 +193,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
     let name = path
         .file_name()
         .map_or_else(|| "plot.svg".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per process and call, so concurrent plots to one path cannot share a temp file.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
+            // A stale temp file from a killed run with a recycled pid is ours to overwrite.
             .truncate(true)
             .open(&tmp)
             .map_err(io(&tmp))?;
