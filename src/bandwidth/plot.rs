@@ -1,0 +1,237 @@
+//! An SVG of offered vs carried rate per direction, with the package's cap drawn across it.
+//!
+//! SVG only: plotters' bitmap backend needs a font rasterizer and system fonts, while SVG text
+//! is left to the viewer, so this stays dependency-light and works on a bare build machine.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use plotters::prelude::*;
+
+use super::error::PlotError;
+use super::stats::{BandwidthStats, DirectionStats};
+
+/// A series' legend label, its points and its colour.
+type Series<'a> = (&'a str, &'a [(f64, f64)], RGBColor);
+
+const PANEL_HEIGHT: u32 = 420;
+const WIDTH: u32 = 1100;
+
+/// "150 Mbps" for 150_000_000 bit/s; fractions keep up to 6 decimals, trailing zeros trimmed.
+fn format_mbps(rate_bps: u64) -> String {
+    let whole = rate_bps / 1_000_000;
+    let frac = rate_bps % 1_000_000;
+    if frac == 0 {
+        format!("{whole} Mbps")
+    } else {
+        let f = format!("{frac:06}");
+        format!("{whole}.{} Mbps", f.trim_end_matches('0'))
+    }
+}
+
+/// Step-shaped points (seconds since origin, Mbps) for one series; gaps drop to zero.
+fn steps(
+    d: &DirectionStats,
+    origin: u64,
+    interval_ns: u64,
+    bits: impl Fn(&super::IntervalStats) -> u64,
+) -> Vec<(f64, f64)> {
+    let secs = |ns: u64| ns.saturating_sub(origin) as f64 / 1e9;
+    let mbps = |b: u64| b as f64 * 1e9 / interval_ns as f64 / 1e6;
+    let mut pts = Vec::with_capacity(d.intervals.len() * 2 + 2);
+    let mut prev: Option<u64> = None;
+    for r in &d.intervals {
+        let start = secs(r.start_ns);
+        let end = secs(r.start_ns.saturating_add(interval_ns));
+        if prev != r.index.checked_sub(1) {
+            if let Some(&(x, _)) = pts.last() {
+                pts.push((x, 0.0));
+            }
+            pts.push((start, 0.0));
+        }
+        let v = mbps(bits(r));
+        pts.push((start, v));
+        pts.push((end, v));
+        prev = Some(r.index);
+    }
+    if let Some(&(x, _)) = pts.last() {
+        pts.push((x, 0.0));
+    }
+    pts
+}
+
+fn draw_err(path: &Path, e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Draw the SVG into a string.
+fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
+    let cfg = &stats.config;
+    let origin = stats.origin_ns.unwrap_or(0);
+    let interval = cfg.interval_ns.max(1);
+    let cap_label = format!("{} cap", format_mbps(cfg.rate_bps));
+    let cap_mbps = cfg.rate_bps as f64 / 1e6;
+    let mut panels: Vec<(&str, &DirectionStats)> = [
+        ("inbound (toward the servers)", &stats.inbound),
+        ("outbound (from the servers)", &stats.outbound),
+    ]
+    .into_iter()
+    .filter(|(_, d)| d.limited || !d.intervals.is_empty())
+    .collect();
+    if panels.is_empty() {
+        panels.push(("inbound (toward the servers)", &stats.inbound));
+    }
+    let height = PANEL_HEIGHT * panels.len() as u32 + 40;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
+        let title = format!(
+            "Bandwidth package: offered vs carried rate ({}, {} shared by all EIPs)",
+            cfg.mode,
+            format_mbps(cfg.rate_bps)
+        );
+        let root = root
+            .titled(&title, ("sans-serif", 22))
+            .map_err(|e| draw_err(path, e))?;
+        let areas = root.split_evenly((panels.len(), 1));
+        for (area, (name, d)) in areas.iter().zip(panels) {
+            let offered = steps(d, origin, interval, |r| r.offered_bits);
+            let carried = steps(d, origin, interval, |r| r.carried_bits);
+            let dropped = steps(d, origin, interval, |r| r.dropped_bits);
+            let x_max = offered
+                .iter()
+                .chain(&carried)
+                .map(|p| p.0)
+                .fold(interval as f64 / 1e9, f64::max);
+            let y_top = offered
+                .iter()
+                .chain(&carried)
+                .map(|p| p.1)
+                .fold(if d.limited { cap_mbps } else { 0.0 }, f64::max);
+            // Headroom above the highest line keeps the legend (upper right) off the data.
+            let y_max = if y_top > 0.0 { y_top * 1.35 } else { 1.0 };
+            let caption = if d.limited {
+                name.to_string()
+            } else {
+                format!("{name}: not limited by the package")
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(45)
+                .y_label_area_size(70)
+                .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+                .map_err(|e| draw_err(path, e))?;
+            chart
+                .configure_mesh()
+                .x_desc("time since first packet (s)")
+                .y_desc("rate (Mbps)")
+                .draw()
+                .map_err(|e| draw_err(path, e))?;
+            let series: [Series<'_>; 3] = [
+                ("offered", offered.as_slice(), BLUE),
+                ("carried", carried.as_slice(), RGBColor(0, 150, 0)),
+                ("dropped", dropped.as_slice(), RED),
+            ];
+            for (label, pts, color) in series {
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                    .map_err(|e| draw_err(path, e))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            }
+            if d.limited {
+                chart
+                    .draw_series(LineSeries::new(
+                        [(0.0, cap_mbps), (x_max, cap_mbps)],
+                        BLACK.stroke_width(3),
+                    ))
+                    .map_err(|e| draw_err(path, e))?
+                    .label(cap_label.as_str())
+                    .legend(|(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3))
+                    });
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        cap_label.clone(),
+                        (x_max * 0.01, cap_mbps + y_max * 0.015),
+                        ("sans-serif", 16).into_font().color(&BLACK),
+                    )))
+                    .map_err(|e| draw_err(path, e))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| draw_err(path, e))?;
+        }
+        root.present().map_err(|e| draw_err(path, e))?;
+    }
+    Ok(svg)
+}
+
+/// Write `bytes` to `path` whole or not at all: a temporary file beside it, then a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
+    let io = |p: &Path| {
+        let p: PathBuf = p.to_path_buf();
+        move |source| PlotError::Io { path: p, source }
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "plot.svg".into(), |n| n.to_string_lossy().into_owned());
+    // Unique per process and call, so concurrent plots to one path cannot share a temp file.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            // A stale temp file from a killed run with a recycled pid is ours to overwrite.
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, path).map_err(io(path))
+    })();
+    if result.is_err() {
+        // Best effort: the temporary file is ours and worthless after a failure.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Plot offered, carried and dropped rate (Mbps) over time (s) per direction, with the cap as a
+/// labelled horizontal line, to an SVG at `path` (written to a temporary file, then renamed).
+pub fn write_svg(stats: &BandwidthStats, path: impl AsRef<Path>) -> Result<(), PlotError> {
+    let path = path.as_ref();
+    let svg = render(stats, path)?;
+    write_atomic(path, svg.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mbps_labels() {
+        assert_eq!(format_mbps(150_000_000), "150 Mbps");
+        assert_eq!(format_mbps(1_500_000), "1.5 Mbps");
+        assert_eq!(format_mbps(1), "0.000001 Mbps");
+    }
+}
