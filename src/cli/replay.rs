@@ -4,6 +4,7 @@
 use super::RulesArg;
 use super::table::{ENTRY_HEADER, entry_cells, render};
 use anyhow::{Context, bail};
+use dnatsim::bandwidth::LimiterConfig;
 use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig, same_file};
 use dnatsim::nat::{Config, DEFAULT_MAX_FLOWS, ForeignPolicy, ForwardTable, Outcome};
 use dnatsim::pipeline::{Observer, ReplayOptions, ReplayResult, replay};
@@ -63,6 +64,15 @@ pub struct Args {
     /// The most flows the flow table keeps (oldest evicted past that, counted).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS)]
     max_flows: usize,
+    /// Do not apply the bandwidth package (translation only).
+    #[arg(long)]
+    no_bandwidth: bool,
+    /// The bandwidth report's interval, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    interval: u64,
+    /// Draw offered vs carried rate over time, with the package's cap, as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     /// No progress bar, no summary (the report and the exit status still tell).
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -135,7 +145,27 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             max_flows: args.max_flows,
         },
         annotate: args.annotate,
+        bandwidth: if args.no_bandwidth {
+            None
+        } else {
+            let interval_ns = args.interval.checked_mul(1_000_000).filter(|&n| n > 0);
+            let Some(interval_ns) = interval_ns else {
+                bail!(
+                    "--interval must be between 1 and {} ms",
+                    u64::MAX / 1_000_000
+                );
+            };
+            Some(LimiterConfig::resolve(
+                &rules.bandwidth_package,
+                interval_ns,
+            )?)
+        },
     };
+    if args.plot.is_some() && options.bandwidth.is_none() {
+        bail!(
+            "--plot draws the bandwidth package's effect; it cannot be combined with --no-bandwidth"
+        );
+    }
     let bar = progress_bar(&args);
     let mut observer = CliObserver {
         table: &table,
@@ -172,6 +202,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         result.flows,
         result.warnings.clone(),
     );
+    let mut report = report;
+    if let Some(bw) = &result.bandwidth {
+        report.bandwidth = Some(serde_json::to_value(bw)?);
+        if let Some(plot) = &args.plot {
+            dnatsim::bandwidth::write_svg(bw, plot)
+                .with_context(|| format!("cannot draw the plot {}", plot.display()))?;
+        }
+    }
     if let Some(path) = &args.report {
         let mut json = serde_json::to_vec_pretty(&report)?;
         json.push(b'\n');
@@ -281,6 +319,35 @@ fn summary(
             "note: {} fragments arrived before their first fragment and were held",
             n(c.fragments_held)
         );
+    }
+    if let Some(bw) = &result.bandwidth {
+        let cfg = &bw.config;
+        let _ = writeln!(
+            s,
+            "bandwidth package: {} {}, burst {} bytes, counting {}",
+            super::check::format_rate(cfg.rate_bps),
+            cfg.mode,
+            n(cfg.burst_bytes),
+            cfg.count
+        );
+        for (name, d) in [("inbound", &bw.inbound), ("outbound", &bw.outbound)] {
+            if !d.limited {
+                let _ = writeln!(s, "  {name:<8} not limited");
+                continue;
+            }
+            let t = &d.totals;
+            let mut line = format!(
+                "  {name:<8} peak offered {}, peak carried {}, dropped {:.2}% ({} packets)",
+                super::check::format_rate(t.peak_offered_bps),
+                super::check::format_rate(t.peak_carried_bps),
+                t.drop_share * 100.0,
+                n(t.dropped_packets)
+            );
+            if let Some(w) = t.worst_queue_delay_ns {
+                line.push_str(&format!(", worst queue delay {:.3} ms", w as f64 / 1e6));
+            }
+            let _ = writeln!(s, "{line}");
+        }
     }
     let _ = writeln!(s);
     let mut header: Vec<&str> = ENTRY_HEADER.to_vec();

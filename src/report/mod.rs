@@ -60,6 +60,8 @@ pub struct EntryCounters {
     pub bytes: u64,
     /// Flows the entry created.
     pub flows: u64,
+    /// Its packets the bandwidth package dropped.
+    pub rate_limited: u64,
 }
 
 /// Everything counted in a run; updated per packet without allocation.
@@ -149,6 +151,17 @@ impl Counters {
         self.snapped += u64::from(outcome.notes.snapped);
     }
 
+    /// Counts a translated packet that the bandwidth package then dropped.
+    #[inline]
+    pub fn rate_limited(&mut self, outcome: &Outcome) {
+        self.drop(DropReason::RateLimited);
+        if let Verdict::Inbound { entry, .. } | Verdict::Outbound { entry, .. } = outcome.verdict
+            && let Some(c) = self.entries.get_mut(entry as usize)
+        {
+            c.rate_limited += 1;
+        }
+    }
+
     /// Counts a packet that came out.
     #[inline]
     pub fn count_out(&mut self, wire_len: u32) {
@@ -187,6 +200,8 @@ pub struct EntryReport {
     pub bytes: u64,
     /// Flows it created.
     pub flows: u64,
+    /// Its packets dropped by the bandwidth package.
+    pub rate_limited: u64,
 }
 
 /// Flow-table figures of the run.
@@ -268,6 +283,7 @@ impl Report {
                 packets: n.packets,
                 bytes: n.bytes,
                 flows: n.flows,
+                rate_limited: n.rate_limited,
             })
             .collect();
         Report {
