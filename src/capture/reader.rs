@@ -656,7 +656,7 @@ impl CaptureReader {
                 }));
             }
             let b = self.src.bytes(pos, length as usize);
-            let trailer = bo.u32(arr4(b, b.len() - 4));
+            let trailer = bo.u32(arr4(b, b.len().saturating_sub(4)));
             if trailer != length {
                 return Err(bad_len(BlockLengthProblem::TrailerMismatch { trailer }));
             }
