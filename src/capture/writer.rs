@@ -29,6 +29,9 @@ pub struct WriterConfig {
     pub input: Option<PathBuf>,
     /// Whether `finish` fsyncs the file before renaming it into place.
     pub fsync: bool,
+    /// Write records longer than the snap length as they are (the input had them too, read
+    /// leniently); otherwise such a record is an error.
+    pub lenient_snaplen: bool,
 }
 
 impl WriterConfig {
@@ -44,6 +47,7 @@ impl WriterConfig {
                 .collect(),
             input: reader.path().map(Path::to_path_buf),
             fsync: false,
+            lenient_snaplen: false,
         }
     }
 
@@ -71,6 +75,7 @@ impl WriterConfig {
             interfaces: vec![ifc],
             input: None,
             fsync: false,
+            lenient_snaplen: false,
         }
     }
 
@@ -83,6 +88,7 @@ impl WriterConfig {
             interfaces,
             input: None,
             fsync: false,
+            lenient_snaplen: false,
         }
     }
 }
@@ -125,6 +131,7 @@ pub struct CaptureWriter {
     interfaces: Vec<Interface>,
     records: u64,
     fsync: bool,
+    lenient_snaplen: bool,
 }
 
 impl std::fmt::Debug for CaptureWriter {
@@ -201,6 +208,7 @@ impl CaptureWriter {
             interfaces: Vec::new(),
             records: 0,
             fsync: config.fsync,
+            lenient_snaplen: config.lenient_snaplen,
         };
         match config.format {
             Format::Pcap {
@@ -381,7 +389,7 @@ impl CaptureWriter {
             interface: meta.interface,
             known: self.interfaces.len() as u32,
         }))?;
-        if ifc.snaplen != 0 && len > ifc.snaplen as usize {
+        if !self.lenient_snaplen && ifc.snaplen != 0 && len > ifc.snaplen as usize {
             return Err(fail(WriteProblem::LongerThanSnaplen {
                 len,
                 snaplen: ifc.snaplen,

@@ -121,16 +121,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             out.display()
         );
     }
-    let mut reader = CaptureReader::open(&args.input)?;
+    let mut reader =
+        CaptureReader::open(&args.input).with_context(|| args.input.display().to_string())?;
     // Wireshark reads records longer than the header's snap length; so do we, with a warning.
     reader.set_lenient_snaplen(true);
     let mut writer = match &args.output {
         Some(out) => {
-            let config = if args.annotate {
+            let mut config = if args.annotate {
                 WriterConfig::pcapng_annotated(&reader)
             } else {
                 WriterConfig::like(&reader)
             };
+            config.input = Some(args.input.clone());
+            // Records the reader let through past the snap length are written as they came.
+            config.lenient_snaplen = true;
             Some(CaptureWriter::create(out, &config)?)
         }
         None => None,
