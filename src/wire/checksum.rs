@@ -3,21 +3,39 @@
 /// Adds `data` as big-endian 16-bit words into a wide one's-complement accumulator.
 ///
 /// The result is not folded; pass it to [`fold`]. An odd trailing byte is padded with zero,
-/// as RFC 1071 requires. Eight bytes are added per step: the 64-bit accumulator cannot
-/// overflow before 2^32 steps, far beyond any IPv4 datagram.
+/// as RFC 1071 requires. The bulk is summed eight bytes at a time in native byte order with
+/// end-around carries collected separately (RFC 1071 section 2(B): the one's-complement sum
+/// is byte-order independent, so one swap of the folded result suffices), which is about four
+/// times fewer operations than adding 16-bit words.
 #[inline]
 pub fn sum(data: &[u8]) -> u64 {
-    let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        // Summing 32-bit halves in host order is sound for the one's-complement sum as long
-        // as the fold is done in the same order (RFC 1071 section 2(B)); we read big-endian
-        // so that the folded value needs no swap.
-        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
-        acc += u64::from(u32::from_be_bytes([c[4], c[5], c[6], c[7]]));
+    // Two independent accumulators let the additions overlap in the pipeline.
+    let (mut a, mut b, mut carries) = (0u64, 0u64, 0u64);
+    let mut pairs = data.chunks_exact(16);
+    for p in &mut pairs {
+        let (s1, c1) = a.overflowing_add(word(&p[..8]));
+        let (s2, c2) = b.overflowing_add(word(&p[8..]));
+        a = s1;
+        b = s2;
+        carries += u64::from(c1) + u64::from(c2);
     }
-    let rest = chunks.remainder();
-    let mut words = rest.chunks_exact(2);
+    let mut tail = pairs.remainder();
+    if tail.len() >= 8 {
+        let (s1, c1) = a.overflowing_add(word(&tail[..8]));
+        a = s1;
+        carries += u64::from(c1);
+        tail = &tail[8..];
+    }
+    let (ab, c) = a.overflowing_add(b);
+    carries += u64::from(c);
+    // Fold the native-order sum to 16 bits, then put it in network order.
+    let folded = fold(u64::from(fold64(ab)) + carries);
+    let mut acc = u64::from(if cfg!(target_endian = "little") {
+        folded.swap_bytes()
+    } else {
+        folded
+    });
+    let mut words = tail.chunks_exact(2);
     for w in &mut words {
         acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
@@ -25,6 +43,20 @@ pub fn sum(data: &[u8]) -> u64 {
         acc += u64::from(*last) << 8;
     }
     acc
+}
+
+/// Folds a 64-bit one's-complement sum to 16 bits (in the byte order it was summed in).
+#[inline]
+fn fold64(v: u64) -> u16 {
+    fold((v & 0xffff_ffff) + (v >> 32))
+}
+
+/// Eight bytes in native order; callers pass exactly eight.
+#[inline]
+fn word(c: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&c[..8]);
+    u64::from_ne_bytes(w)
 }
 
 /// Folds a wide accumulator to 16 bits with end-around carry.
@@ -84,6 +116,31 @@ mod tests {
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(fold(sum(&data)), 0xddf2);
         assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    /// The straightforward RFC 1071 loop, to check the fast one against.
+    fn reference(data: &[u8]) -> u16 {
+        let mut acc = 0u64;
+        for w in data.chunks(2) {
+            acc += u64::from(w[0]) << 8 | u64::from(*w.get(1).unwrap_or(&0));
+        }
+        fold(acc)
+    }
+
+    #[test]
+    fn fast_sum_matches_the_reference_for_every_length() {
+        let data: Vec<u8> = (0..2000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for len in 0..data.len() {
+            assert_eq!(
+                fold(sum(&data[..len])),
+                reference(&data[..len]),
+                "length {len}"
+            );
+        }
+        let ones = vec![0xffu8; 1501];
+        assert_eq!(fold(sum(&ones)), reference(&ones));
     }
 
     #[test]
