@@ -803,3 +803,26 @@ fn bad_configs_are_typed_errors() {
             .is_ok_and(|mut g| g.next_packet(&mut Vec::new()).is_none())
     );
 }
+
+/// Generation speed; run with `cargo test --release --test traffic_gen -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn generation_speed() {
+    let rules = seed_rules();
+    for mix in [Mix::Tcp64, Mix::Imix, Mix::Udp { size: 512 }, Mix::Scenario] {
+        let cfg = GenConfig {
+            packets: 5_000_000,
+            mix,
+            ..GenConfig::default()
+        };
+        let mut g = Generator::new(&rules, &cfg).expect("gen");
+        let mut buf = Vec::with_capacity(2048);
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while let Some(ts) = g.next_packet(&mut buf) {
+            x = x.wrapping_add(ts ^ buf.len() as u64);
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!("{mix:?}: {:.1} Mpps ({x})", cfg.packets as f64 / s / 1e6);
+    }
+}

@@ -92,6 +92,7 @@ impl Core {
     /// The next index of a round-robin over `len` items.
     #[inline]
     pub(crate) fn next_rr(&mut self, c: Cursor, len: usize) -> usize {
+        // `Cursor` has six variants, one per slot of `rr`.
         let slot = &mut self.rr[c as usize];
         let i = if len == 0 { 0 } else { *slot % len };
         *slot = slot.wrapping_add(1);

@@ -182,9 +182,10 @@ impl Plan {
         let mut foreign = [0usize; FOREIGN_HOSTS];
         let mut off = 10u32;
         for slot in &mut foreign {
-            // Skip any TEST-NET-1 address the rules happen to use.
+            // Skip any TEST-NET-1 address the rules or the client network happen to use.
             while eips.contains(&(FOREIGN_NET + off))
                 || servers.binary_search(&(FOREIGN_NET + off)).is_ok()
+                || in_net(FOREIGN_NET + off, net, mask)
             {
                 off += 1;
             }
