@@ -6,6 +6,7 @@
 mod check;
 mod explain;
 mod export;
+mod generate;
 mod import;
 mod replay;
 mod table;
@@ -28,6 +29,7 @@ enum Command {
     Replay(replay::Args),
     Check(check::Args),
     Explain(explain::Args),
+    Gen(generate::Args),
     Import(import::Args),
     Export(export::Args),
 }
@@ -47,6 +49,7 @@ pub fn main() -> i32 {
         Command::Replay(a) => replay::run(a),
         Command::Check(a) => check::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Gen(a) => generate::run(a),
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
     };

@@ -88,9 +88,21 @@ pub fn line(n: u64, outcome: &Outcome, table: &ForwardTable) -> String {
     match outcome.verdict {
         Verdict::Inbound { .. } | Verdict::Outbound { .. } => format!(
             "#{n} {proto} {} => {} {verdict}",
-            tuple(&outcome.before),
-            tuple(&outcome.after)
+            packet_tuple(&outcome.before, outcome),
+            packet_tuple(&outcome.after, outcome)
         ),
-        _ => format!("#{n} {proto} {} {verdict}", tuple(&outcome.before)),
+        _ => format!(
+            "#{n} {proto} {} {verdict}",
+            packet_tuple(&outcome.before, outcome)
+        ),
+    }
+}
+
+/// Like [`tuple`], but a later fragment (which carries no ports) shows addresses only.
+fn packet_tuple(t: &Tuple, o: &Outcome) -> String {
+    if o.notes.fragment && t.sport == 0 && t.dport == 0 {
+        format!("{} > {}", Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst))
+    } else {
+        tuple(t)
     }
 }
