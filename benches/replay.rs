@@ -1,0 +1,81 @@
+//! Replay end to end: read a capture, translate, apply the bandwidth package, write a capture.
+//! Reported per packet and per byte, for the seed scenario's traffic mixes.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dnatsim::bandwidth::LimiterConfig;
+use dnatsim::capture::{CaptureReader, CaptureWriter, RecordMeta, WriterConfig};
+use dnatsim::nat::ForwardTable;
+use dnatsim::pipeline::{Quiet, ReplayOptions, replay};
+use dnatsim::traffic::{GenConfig, Generator, Mix};
+use std::path::Path;
+
+const PACKETS: u64 = 200_000;
+
+fn generate(rules: &dnatsim::rules::Rules, mix: Mix, path: &Path) -> u64 {
+    let config = GenConfig {
+        packets: PACKETS,
+        mix,
+        rate_mbps: 100.0,
+        ..GenConfig::default()
+    };
+    let mut g = Generator::new(rules, &config).expect("the seed rules generate traffic");
+    let mut w = CaptureWriter::create(path, &WriterConfig::pcap(1, 65535, true))
+        .expect("temp dir is writable");
+    let mut frame = Vec::new();
+    let mut bytes = 0;
+    while let Some(ts) = g.next_packet(&mut frame) {
+        bytes += frame.len() as u64;
+        let meta = RecordMeta {
+            ts_ns: ts as i64,
+            orig_len: frame.len() as u32,
+            interface: 0,
+        };
+        w.write_record(&meta, &frame, None)
+            .expect("writing the input");
+    }
+    w.finish().expect("finishing the input");
+    bytes
+}
+
+fn bench(c: &mut Criterion) {
+    let rules = dnatsim::rules::parse_file(Path::new("pcaps/seed/rules.toml"))
+        .expect("seed rules")
+        .rules;
+    let table = ForwardTable::new(&rules.forward_entries, &rules.bandwidth_package.public_ips);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut g = c.benchmark_group("replay");
+    g.sample_size(10);
+    for (name, mix) in [
+        ("tcp64", Mix::Tcp64),
+        ("imix", Mix::Imix),
+        ("scenario", Mix::Scenario),
+    ] {
+        let input = dir.path().join(format!("{name}.pcap"));
+        let bytes = generate(&rules, mix, &input);
+        let output = dir.path().join("out.pcap");
+        let options = ReplayOptions {
+            bandwidth: Some(
+                LimiterConfig::resolve(&rules.bandwidth_package, 100_000_000)
+                    .expect("valid package"),
+            ),
+            ..ReplayOptions::default()
+        };
+        let run = || {
+            let mut reader = CaptureReader::open(&input).expect("input");
+            let mut writer =
+                CaptureWriter::create(&output, &WriterConfig::like(&reader)).expect("output");
+            let r = replay(&mut reader, Some(&mut writer), &table, &options, &mut Quiet)
+                .expect("replay");
+            writer.finish().expect("finish");
+            r.counters.packets_in
+        };
+        g.throughput(Throughput::Elements(PACKETS));
+        g.bench_function(BenchmarkId::new(name, "pkts"), |b| b.iter(run));
+        g.throughput(Throughput::Bytes(bytes));
+        g.bench_function(BenchmarkId::new(name, "bytes"), |b| b.iter(run));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
