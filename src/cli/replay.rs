@@ -73,6 +73,10 @@ pub struct Args {
     /// Draw offered vs carried rate over time, with the package's cap, as SVG.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Translation threads (default: the machine's cores). The output is byte-identical for
+    /// every value.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// No progress bar, no summary (the report and the exit status still tell).
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -149,6 +153,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             max_flows: args.max_flows,
         },
         annotate: args.annotate,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         bandwidth: if args.no_bandwidth {
             None
         } else {

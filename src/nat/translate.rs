@@ -137,6 +137,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A placeholder outcome for a packet not yet translated.
+    pub fn none() -> Outcome {
+        Outcome::new(Verdict::PassNotIpv4)
+    }
+
     fn new(verdict: Verdict) -> Outcome {
         Outcome {
             verdict,

@@ -1,0 +1,192 @@
+//! The replay pipeline: capture in, translation, bandwidth package, capture out, counters.
+//!
+//! One function drives a whole run so that the command line, the tests and the benchmarks
+//! exercise the same code. It streams: memory stays flat however long the capture.
+
+mod parallel;
+mod sink;
+
+use crate::bandwidth::{BandwidthStats, LimiterConfig};
+use crate::capture::{CaptureError, CaptureReader, CaptureWriter, RecordMeta};
+use crate::nat::{
+    Config, Event, FlowStats, ForwardTable, Outcome, PacketMeta, Translator, Verdict,
+};
+use crate::report::Counters;
+use sink::Sink;
+use thiserror::Error;
+
+/// Why a replay stopped before the end of its input.
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    /// Reading the input or writing the output failed.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// A translation thread died (a bug: the translator does not panic on any input).
+    #[error("a translation thread stopped unexpectedly")]
+    Thread,
+}
+
+/// How a replay runs.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Translator settings.
+    pub translator: Config,
+    /// Write every packet with a comment saying what happened to it (dropped ones too,
+    /// unchanged), for reading in Wireshark.
+    pub annotate: bool,
+    /// The bandwidth package to apply after translation, if any.
+    pub bandwidth: Option<LimiterConfig>,
+    /// Translation threads; 0 or 1 translates on the calling thread. Output is byte-identical
+    /// for every value (see [`parallel`] for the one documented exception).
+    pub threads: usize,
+}
+
+/// Sees every packet's outcome as the run goes (trace lines, progress).
+pub trait Observer {
+    /// Called once per input packet, and again for a held fragment when it is decided.
+    fn packet(&mut self, _record: u64, _outcome: &Outcome) {}
+    /// Called every few thousand packets with the input offset reached.
+    fn progress(&mut self, _offset: u64) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// What a finished run counted.
+#[derive(Debug, Clone)]
+pub struct ReplayResult {
+    /// Packet and byte counters.
+    pub counters: Counters,
+    /// Flow-table counters.
+    pub flows: FlowStats,
+    /// Warnings about the input, e.g. a cut-off last record.
+    pub warnings: Vec<String>,
+    /// What the bandwidth package did, when one was applied.
+    pub bandwidth: Option<BandwidthStats>,
+}
+
+/// Whether a verdict lets the packet out (before the bandwidth package has its say).
+#[inline]
+fn forwards(v: Verdict) -> bool {
+    matches!(
+        v,
+        Verdict::Inbound { .. }
+            | Verdict::Outbound { .. }
+            | Verdict::PassForeign
+            | Verdict::PassNotIpv4
+    )
+}
+
+/// The translator's view of a record: arrival time clamped to the epoch, because a packet
+/// stamped before 1970 cannot age flows.
+#[inline]
+fn packet_meta(pkt: &crate::capture::Packet<'_>) -> PacketMeta {
+    PacketMeta {
+        record: pkt.record,
+        ts_ns: pkt.ts_ns.max(0) as u64,
+        interface: pkt.interface,
+        orig_len: pkt.orig_len,
+        link_type: pkt.link_type,
+    }
+}
+
+/// Replays `reader` through `table`, writing to `writer` when given.
+pub fn replay(
+    reader: &mut CaptureReader,
+    writer: Option<&mut CaptureWriter>,
+    table: &ForwardTable,
+    options: &ReplayOptions,
+    observer: &mut impl Observer,
+) -> Result<ReplayResult, ReplayError> {
+    if options.threads > 1 {
+        return parallel::replay(reader, writer, table, options, observer);
+    }
+    let mut translator = Translator::new(table, options.translator);
+    let mut sink = Sink::new(writer, table, options);
+    let mut scratch: Vec<u8> = Vec::with_capacity(65_536);
+    while let Some(pkt) = reader.next_packet()? {
+        if pkt.record & 0x3fff == 0 {
+            observer.progress(pkt.offset);
+        }
+        let meta = packet_meta(&pkt);
+        let record = pkt.meta();
+        sink.arrive(&meta, pkt.interfaces)?;
+        if sink.fast() {
+            // One copy: straight into the output buffer, rewritten there.
+            sink.write_in_place(&record, &meta, pkt.data, observer, |buf| {
+                translator.process(buf, &meta)
+            })?;
+        } else {
+            scratch.clear();
+            scratch.extend_from_slice(pkt.data);
+            let o = translator.process(&mut scratch, &meta);
+            sink.emit(&record, &meta, &scratch, &o, table, observer)?;
+        }
+        drain_events(&mut translator, &mut sink, table, observer, meta.ts_ns)?;
+    }
+    translator.finish();
+    drain_events(&mut translator, &mut sink, table, observer, 0)?;
+    let warnings = reader.warnings().iter().map(|w| w.to_string()).collect();
+    let (counters, bandwidth) = sink.finish()?;
+    Ok(ReplayResult {
+        counters,
+        flows: translator.flow_stats(),
+        warnings,
+        bandwidth,
+    })
+}
+
+/// Delivers the consequences of held fragments after the packet that caused them: a released
+/// fragment goes through the bandwidth package and out, stamped with the time its first
+/// fragment arrived (when the gateway could send it); an orphan is counted.
+fn drain_events(
+    translator: &mut Translator,
+    sink: &mut Sink,
+    table: &ForwardTable,
+    observer: &mut impl Observer,
+    now_ns: u64,
+) -> Result<(), ReplayError> {
+    while let Some(event) = translator.pop_event() {
+        match event {
+            Event::Released {
+                mut meta,
+                data,
+                outcome,
+            } => {
+                meta.ts_ns = meta.ts_ns.max(now_ns);
+                sink.emit(
+                    &released_record(&meta),
+                    &meta,
+                    &data,
+                    &outcome,
+                    table,
+                    observer,
+                )?;
+                translator.recycle(data);
+            }
+            Event::Orphan { meta, outcome } => {
+                sink.emit(
+                    &released_record(&meta),
+                    &meta,
+                    &[],
+                    &outcome,
+                    table,
+                    observer,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The output record of a fragment released late, stamped with its (updated) time.
+fn released_record(meta: &PacketMeta) -> RecordMeta {
+    RecordMeta {
+        ts_ns: i64::try_from(meta.ts_ns).unwrap_or(i64::MAX),
+        orig_len: meta.orig_len,
+        interface: meta.interface,
+    }
+}
