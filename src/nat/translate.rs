@@ -58,6 +58,8 @@ pub const FRAG_HOLD_NS: u64 = 2_000_000_000;
 pub const FRAG_STATE_NS: u64 = 30_000_000_000;
 /// Datagrams whose decision is remembered at once.
 pub const FRAG_STATE_MAX: usize = 65_536;
+/// The largest IPv4 datagram (RFC 791: the total length is 16 bits).
+const MAX_DATAGRAM_LEN: usize = 65_535;
 
 /// An IPv4 5-tuple in host order; ports are 0 for protocols without them and the identifier
 /// (in both fields) for ICMP queries.
@@ -361,6 +363,15 @@ impl<'t> Translator<'t> {
         out.after = out.before;
         if !ip.verify_checksum() {
             out.verdict = Verdict::Drop(DropReason::BadIpChecksum);
+            return out;
+        }
+        // RFC 791 counts the offset in 8-byte units of a datagram whose length is a 16-bit
+        // field, so no real fragment ends past 65535; such a one is a lie (or an attack on
+        // reassembly buffers) and is dropped alone, since this gateway does not reassemble.
+        if usize::from(ip.frag_offset()) * 8 + (ip.total_len() - ip.header_len()) > MAX_DATAGRAM_LEN
+        {
+            out.verdict = Verdict::Drop(DropReason::Malformed);
+            out.notes.malformed = Some("fragment offset and length reach beyond 65535 bytes");
             return out;
         }
         if ip.frag_offset() != 0 {
