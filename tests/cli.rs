@@ -1,16 +1,11 @@
 //! The commands as a user runs them: output, exit codes and error messages.
 
+mod common;
+
+use common::dnatsim;
 use std::process::{Command, Output};
 
 const RULES: &str = "pcaps/seed/rules.toml";
-
-fn dnatsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dnatsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -11,14 +11,6 @@ use std::process::{Command, Output};
 const RULES: &str = "pcaps/seed/rules.toml";
 const T0: i64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
 
-fn dnatsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dnatsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
-
 /// Writes `frames` (link type, bytes) as a capture: pcap when every frame shares link type 1
 /// and `pcapng` is false, otherwise pcapng with one interface per link type.
 fn write_capture(path: &Path, frames: &[(u16, Vec<u8>)], pcapng: bool) {

@@ -1,11 +1,14 @@
 //! The bundled sample: it is reproducible from its recipe, and the replay's counts agree with
 //! what the generator says it put in.
 
-use dnatsim::capture::{CaptureReader, CaptureWriter, RecordMeta, WriterConfig};
+mod common;
+
+use common::generate_capture;
+use dnatsim::capture::CaptureReader;
 use dnatsim::nat::ForwardTable;
 use dnatsim::pipeline::{Quiet, ReplayOptions, replay};
 use dnatsim::report::DropReason;
-use dnatsim::traffic::{Category, GenConfig, Generator};
+use dnatsim::traffic::{Category, GenConfig};
 use std::path::Path;
 
 fn seed_rules() -> dnatsim::rules::Rules {
@@ -27,27 +30,15 @@ fn recipe() -> GenConfig {
 #[test]
 fn the_sample_is_rebuilt_byte_for_byte_and_replays_as_generated() {
     let rules = seed_rules();
-    let mut generator = Generator::new(&rules, &recipe()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("capture.pcap");
-    let mut w = CaptureWriter::create(&path, &WriterConfig::pcap(1, 65535, true)).unwrap();
-    let mut frame = Vec::new();
-    while let Some(ts) = generator.next_packet(&mut frame) {
-        let meta = RecordMeta {
-            ts_ns: ts as i64,
-            orig_len: frame.len() as u32,
-            interface: 0,
-        };
-        w.write_record(&meta, &frame, None).unwrap();
-    }
-    w.finish().unwrap();
+    let stats = generate_capture(&rules, &recipe(), &path);
     assert_eq!(
         std::fs::read(&path).unwrap(),
         std::fs::read("pcaps/seed/capture.pcap").unwrap(),
         "pcaps/seed/capture.pcap no longer matches its recipe"
     );
 
-    let stats = generator.stats().clone();
     let table = ForwardTable::new(&rules.forward_entries, &rules.bandwidth_package.public_ips);
     let mut reader = CaptureReader::open(Path::new("pcaps/seed/capture.pcap")).unwrap();
     let result = replay(

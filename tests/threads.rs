@@ -1,33 +1,21 @@
 //! `--threads N`: the output is byte-identical for every N, whatever the mix (fragments out
 //! of order, ICMP errors, shaping, annotations, pcapng interfaces).
 
+mod common;
+
+use common::generate_capture;
 use dnatsim::bandwidth::LimiterConfig;
-use dnatsim::capture::{CaptureReader, CaptureWriter, RecordMeta, WriterConfig};
+use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig};
 use dnatsim::nat::ForwardTable;
 use dnatsim::pipeline::{Quiet, ReplayOptions, ReplayResult, replay};
 use dnatsim::rules::{LimitMode, Rules};
-use dnatsim::traffic::{GenConfig, Generator, Mix};
+use dnatsim::traffic::{GenConfig, Mix};
 use std::path::Path;
 
 fn rules() -> Rules {
     dnatsim::rules::parse_file(Path::new("pcaps/seed/rules.toml"))
         .unwrap()
         .rules
-}
-
-fn generate(rules: &Rules, config: &GenConfig, path: &Path) {
-    let mut g = Generator::new(rules, config).unwrap();
-    let mut w = CaptureWriter::create(path, &WriterConfig::pcap(1, 65535, true)).unwrap();
-    let mut frame = Vec::new();
-    while let Some(ts) = g.next_packet(&mut frame) {
-        let meta = RecordMeta {
-            ts_ns: ts as i64,
-            orig_len: frame.len() as u32,
-            interface: 0,
-        };
-        w.write_record(&meta, &frame, None).unwrap();
-    }
-    w.finish().unwrap();
 }
 
 fn run(
@@ -83,7 +71,7 @@ fn scenario_mix_with_police_is_identical_for_any_thread_count() {
         seed: 7,
         ..GenConfig::default()
     };
-    generate(&rules, &config, &input);
+    generate_capture(&rules, &config, &input);
     let options = ReplayOptions {
         bandwidth: Some(LimiterConfig::resolve(&rules.bandwidth_package, 100_000_000).unwrap()),
         ..ReplayOptions::default()
@@ -104,7 +92,7 @@ fn shaping_and_annotations_are_identical_for_any_thread_count() {
         mix: Mix::Scenario,
         ..GenConfig::default()
     };
-    generate(&rules, &config, &input);
+    generate_capture(&rules, &config, &input);
     let options = ReplayOptions {
         annotate: true,
         bandwidth: Some(LimiterConfig::resolve(&rules.bandwidth_package, 100_000_000).unwrap()),

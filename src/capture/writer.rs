@@ -5,7 +5,8 @@
 //! destination that [`CaptureWriter::finish`] renames over it, so a failed or interrupted run
 //! never leaves a half-written output or destroys an earlier one.
 
-use std::fs::{self, File, OpenOptions};
+use crate::output::TempFile;
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -113,11 +114,7 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 enum Sink {
-    File {
-        file: File,
-        tmp: PathBuf,
-        dest: PathBuf,
-    },
+    File(TempFile),
     Stdout(io::Stdout),
 }
 
@@ -172,33 +169,12 @@ impl CaptureWriter {
             {
                 return Err(CaptureError::OutputIsInput { path: dest });
             }
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let name = path.file_name().ok_or_else(|| CaptureError::Open {
+            // The user named the destination; the temporary file is our business.
+            let temp = TempFile::create(path).map_err(|source| CaptureError::Open {
                 path: dest.clone(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"),
+                source,
             })?;
-            let mut tmp_name = std::ffi::OsString::from(".");
-            tmp_name.push(name);
-            tmp_name.push(format!(".tmp-{}", std::process::id()));
-            let tmp = dir.join(tmp_name);
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|source| CaptureError::Open {
-                    // The user named the destination; the temporary file is our business.
-                    path: dest.clone(),
-                    source,
-                })?;
-            Sink::File {
-                file,
-                tmp,
-                dest: dest.clone(),
-            }
+            Sink::File(temp)
         };
         let mut w = CaptureWriter {
             sink: Some(sink),
@@ -481,7 +457,7 @@ impl CaptureWriter {
 
     fn flush_buf(&mut self) -> Result<(), CaptureError> {
         let res = match &mut self.sink {
-            Some(Sink::File { file, .. }) => file.write_all(&self.buf),
+            Some(Sink::File(temp)) => temp.file().and_then(|f| f.write_all(&self.buf)),
             Some(Sink::Stdout(out)) => out.lock().write_all(&self.buf),
             None => Ok(()),
         };
@@ -501,31 +477,17 @@ impl CaptureWriter {
     pub fn finish(mut self) -> Result<(), CaptureError> {
         self.flush_buf()?;
         match self.sink.take() {
-            Some(Sink::File { file, tmp, dest }) => {
+            Some(Sink::File(mut temp)) => {
                 let res = (|| {
                     if self.fsync {
-                        file.sync_all()?;
+                        temp.file()?.sync_all()?;
                     }
-                    drop(file);
-                    fs::rename(&tmp, &dest)
+                    temp.commit()
                 })();
-                if let Err(source) = res {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(self.write_err(source));
-                }
-                Ok(())
+                res.map_err(|source| self.write_err(source))
             }
             Some(Sink::Stdout(mut out)) => out.flush().map_err(|source| self.write_err(source)),
             None => Ok(()),
-        }
-    }
-}
-
-impl Drop for CaptureWriter {
-    fn drop(&mut self) {
-        if let Some(Sink::File { tmp, .. }) = self.sink.take() {
-            // Best effort: a temp file we cannot remove is only litter, never a wrong output.
-            let _ = fs::remove_file(tmp);
         }
     }
 }

@@ -215,3 +215,38 @@ pub fn run(t: &mut Translator, frame: &mut [u8], link: u16, ts_ns: u64) -> Outco
     let m = meta(link, frame, ts_ns);
     t.process(frame, &m)
 }
+
+/// Runs the `dnatsim` binary from the crate root.
+pub fn dnatsim(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dnatsim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+/// Writes what `config` generates for `rules` as a nanosecond pcap at `path`; returns the
+/// generator's account of what it made.
+pub fn generate_capture(
+    rules: &dnatsim::rules::Rules,
+    config: &dnatsim::traffic::GenConfig,
+    path: &std::path::Path,
+) -> dnatsim::traffic::GenStats {
+    use dnatsim::capture::{CaptureWriter, RecordMeta, WriterConfig};
+    let mut g =
+        dnatsim::traffic::Generator::new(rules, config).expect("rules that generate traffic");
+    let mut w =
+        CaptureWriter::create(path, &WriterConfig::pcap(1, 65535, true)).expect("a writable path");
+    let mut frame = Vec::new();
+    while let Some(ts) = g.next_packet(&mut frame) {
+        let meta = RecordMeta {
+            ts_ns: ts as i64,
+            orig_len: frame.len() as u32,
+            interface: 0,
+        };
+        w.write_record(&meta, &frame, None)
+            .expect("writing a generated frame");
+    }
+    w.finish().expect("finishing the capture");
+    g.stats().clone()
+}
