@@ -372,3 +372,41 @@ impl Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eips_sum_their_entries_in_package_order() {
+        let text = include_str!("../../pcaps/seed/rules.toml");
+        let rules = crate::rules::parse_str(text, "rules.toml").unwrap().rules;
+        let ips = &rules.bandwidth_package.public_ips;
+        let table = ForwardTable::new(&rules.forward_entries, ips);
+        // Entry i gets i + 1 packets, 10 × that in bytes, and i rate-limited.
+        let counters: Vec<EntryCounters> = (0..table.entries().len() as u64)
+            .map(|i| EntryCounters {
+                packets: i + 1,
+                bytes: 10 * (i + 1),
+                flows: 1,
+                rate_limited: i,
+            })
+            .collect();
+        let eips = eip_reports(ips, &table, &counters);
+        let got: Vec<(&str, u64, u64, u64)> = eips
+            .iter()
+            .map(|e| (e.ip.as_str(), e.packets, e.bytes, e.rate_limited))
+            .collect();
+        // The seed: .107 and .55 one entry each, .79 entries 3 and 4, .59 entry 5, .58 none.
+        assert_eq!(
+            got,
+            [
+                ("203.0.113.107", 1, 10, 0),
+                ("203.0.113.55", 2, 20, 1),
+                ("203.0.113.79", 7, 70, 5),
+                ("203.0.113.59", 5, 50, 4),
+                ("203.0.113.58", 0, 0, 0),
+            ]
+        );
+    }
+}
