@@ -13,8 +13,8 @@ use plotters::prelude::*;
 use super::error::PlotError;
 use super::stats::{BandwidthStats, DirectionStats};
 
-/// A series' legend label, its points and its colour.
-type Series<'a> = (&'a str, &'a [(f64, f64)], RGBColor);
+/// A series' legend label, its points and its line style.
+type Series<'a> = (&'a str, &'a [(f64, f64)], ShapeStyle);
 
 const PANEL_HEIGHT: u32 = 420;
 const WIDTH: u32 = 1100;
@@ -75,6 +75,7 @@ fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
     let origin = stats.origin_ns.unwrap_or(0);
     let interval = cfg.interval_ns.max(1);
     let cap_label = format!("{} cap", format_mbps(cfg.rate_bps));
+    let cap_legend = format!("{cap_label} (each direction)");
     let cap_mbps = cfg.rate_bps as f64 / 1e6;
     let mut panels: Vec<(&str, &DirectionStats)> = [
         ("inbound (toward the servers)", &stats.inbound),
@@ -92,7 +93,7 @@ fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
         let title = format!(
-            "Bandwidth package: offered vs carried rate ({}, {} shared by all EIPs)",
+            "Bandwidth package: offered vs carried rate ({}, {} per direction, shared by all EIPs)",
             cfg.mode,
             format_mbps(cfg.rate_bps)
         );
@@ -115,7 +116,7 @@ fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
                 .map(|p| p.1)
                 .fold(if d.limited { cap_mbps } else { 0.0 }, f64::max);
             // Headroom above the highest line keeps the legend (upper right) off the data.
-            let y_max = if y_top > 0.0 { y_top * 1.35 } else { 1.0 };
+            let y_max = if y_top > 0.0 { y_top * 1.5 } else { 1.0 };
             let caption = if d.limited {
                 name.to_string()
             } else {
@@ -130,46 +131,68 @@ fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
                 .map_err(|e| draw_err(path, e))?;
             chart
                 .configure_mesh()
-                .x_desc("time since first packet (s)")
+                .x_desc("time since the first packet (s)")
                 .y_desc("rate (Mbps)")
+                .x_label_formatter(&|v| format!("{v:.1}"))
+                .y_label_formatter(&|v| format!("{v:.0}"))
+                .label_style(("sans-serif", 14))
+                .axis_desc_style(("sans-serif", 16))
+                // Faint minor lines: the cap, not the grid, should be the strongest horizontal.
+                .light_line_style(RGBColor(242, 242, 242))
+                .bold_line_style(RGBColor(215, 215, 215))
                 .draw()
                 .map_err(|e| draw_err(path, e))?;
+            // Drawn in this order so that carried (what left the gateway) is never hidden by
+            // dropped, which in police mode at twice the rate runs right along the cap.
             let series: [Series<'_>; 3] = [
-                ("offered", offered.as_slice(), BLUE),
-                ("carried", carried.as_slice(), RGBColor(0, 150, 0)),
-                ("dropped", dropped.as_slice(), RED),
+                ("offered", offered.as_slice(), BLUE.stroke_width(2)),
+                ("dropped", dropped.as_slice(), RED.mix(0.7).stroke_width(1)),
+                (
+                    "carried",
+                    carried.as_slice(),
+                    RGBColor(0, 150, 0).stroke_width(3),
+                ),
             ];
-            for (label, pts, color) in series {
+            for (label, pts, style) in series {
                 chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                    .draw_series(LineSeries::new(pts.iter().copied(), style))
                     .map_err(|e| draw_err(path, e))?
                     .label(label)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
             }
             if d.limited {
+                // Dashed and on top, so a carried line that sits on the cap shows through it.
                 chart
-                    .draw_series(LineSeries::new(
+                    .draw_series(DashedLineSeries::new(
                         [(0.0, cap_mbps), (x_max, cap_mbps)],
-                        BLACK.stroke_width(3),
+                        10,
+                        6,
+                        BLACK.stroke_width(2),
                     ))
                     .map_err(|e| draw_err(path, e))?
-                    .label(cap_label.as_str())
+                    .label(cap_legend.as_str())
                     .legend(|(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3))
+                        PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2))
                     });
+                // The label sits on a white box just above the line's left end, where no
+                // data line can run through the text.
+                let width = cap_label.chars().count() as i32 * 10 + 10;
                 chart
-                    .draw_series(std::iter::once(Text::new(
-                        cap_label.clone(),
-                        (x_max * 0.01, cap_mbps + y_max * 0.015),
-                        ("sans-serif", 16).into_font().color(&BLACK),
-                    )))
+                    .draw_series(std::iter::once(
+                        EmptyElement::at((x_max * 0.012, cap_mbps))
+                            + Rectangle::new([(0, -27), (width, -5)], WHITE.mix(0.9).filled())
+                            + Text::new(
+                                cap_label.clone(),
+                                (5, -25),
+                                ("sans-serif", 17).into_font().style(FontStyle::Bold),
+                            ),
+                    ))
                     .map_err(|e| draw_err(path, e))?;
             }
             chart
                 .configure_series_labels()
                 .position(SeriesLabelPosition::UpperRight)
+                .label_font(("sans-serif", 14))
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .draw()

@@ -210,6 +210,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         args.rules.rules.display().to_string(),
         &result.counters,
         &table,
+        &rules.bandwidth_package.public_ips,
         result.flows,
         result.warnings.clone(),
     );

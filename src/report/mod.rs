@@ -5,6 +5,7 @@ pub mod trace;
 use crate::nat::{FlowStats, ForwardTable, Outcome, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 /// Why a packet did not come out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,6 +205,54 @@ pub struct EntryReport {
     pub rate_limited: u64,
 }
 
+/// One EIP's line of the report: the sum of its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EipReport {
+    /// The public IP.
+    pub ip: String,
+    /// Packets translated by its entries (both directions).
+    pub packets: u64,
+    /// Their wire bytes.
+    pub bytes: u64,
+    /// Its entries' packets dropped by the bandwidth package.
+    pub rate_limited: u64,
+}
+
+/// Sums the per-entry counters per external IP: the package's EIPs in their order (those
+/// without entries with zeros), then any entry IP outside the package (only `permissive`
+/// rules can have one), so the EIP lines always add up to the entry lines.
+pub fn eip_reports(
+    public_ips: &[Ipv4Addr],
+    table: &ForwardTable,
+    entries: &[EntryCounters],
+) -> Vec<EipReport> {
+    let mut ips: Vec<Ipv4Addr> = public_ips.to_vec();
+    for e in table.entries() {
+        if !ips.contains(&e.external_ip) {
+            ips.push(e.external_ip);
+        }
+    }
+    ips.iter()
+        .map(|&ip| {
+            let mut line = EipReport {
+                ip: ip.to_string(),
+                packets: 0,
+                bytes: 0,
+                rate_limited: 0,
+            };
+            // Each entry has exactly one external IP, so every entry lands in one line.
+            for (e, n) in table.entries().iter().zip(entries) {
+                if e.external_ip == ip {
+                    line.packets += n.packets;
+                    line.bytes += n.bytes;
+                    line.rate_limited += n.rate_limited;
+                }
+            }
+            line
+        })
+        .collect()
+}
+
 /// Flow-table figures of the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct FlowReport {
@@ -252,6 +301,8 @@ pub struct Report {
     pub flows: FlowReport,
     /// Per entry, in the rules file's order.
     pub entries: Vec<EntryReport>,
+    /// Per EIP (the sum of its entries), in the bandwidth package's order.
+    pub eips: Vec<EipReport>,
     /// Warnings about the input (e.g. a cut-off last record).
     pub warnings: Vec<String>,
     /// The bandwidth package's effect, when the run applied one.
@@ -260,12 +311,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// Assembles the report of a finished run.
+    /// Assembles the report of a finished run; `public_ips` are the bandwidth package's EIPs.
     pub fn new(
         input: String,
         rules: String,
         c: &Counters,
         table: &ForwardTable,
+        public_ips: &[Ipv4Addr],
         flows: FlowStats,
         warnings: Vec<String>,
     ) -> Report {
@@ -314,8 +366,47 @@ impl Report {
                 peak: flows.peak,
             },
             entries,
+            eips: eip_reports(public_ips, table, &c.entries),
             warnings,
             bandwidth: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eips_sum_their_entries_in_package_order() {
+        let text = include_str!("../../pcaps/seed/rules.toml");
+        let rules = crate::rules::parse_str(text, "rules.toml").unwrap().rules;
+        let ips = &rules.bandwidth_package.public_ips;
+        let table = ForwardTable::new(&rules.forward_entries, ips);
+        // Entry i gets i + 1 packets, 10 × that in bytes, and i rate-limited.
+        let counters: Vec<EntryCounters> = (0..table.entries().len() as u64)
+            .map(|i| EntryCounters {
+                packets: i + 1,
+                bytes: 10 * (i + 1),
+                flows: 1,
+                rate_limited: i,
+            })
+            .collect();
+        let eips = eip_reports(ips, &table, &counters);
+        let got: Vec<(&str, u64, u64, u64)> = eips
+            .iter()
+            .map(|e| (e.ip.as_str(), e.packets, e.bytes, e.rate_limited))
+            .collect();
+        // The seed: .107 and .55 one entry each, .79 entries 3 and 4, .59 entry 5, .58 none.
+        assert_eq!(
+            got,
+            [
+                ("203.0.113.107", 1, 10, 0),
+                ("203.0.113.55", 2, 20, 1),
+                ("203.0.113.79", 7, 70, 5),
+                ("203.0.113.59", 5, 50, 4),
+                ("203.0.113.58", 0, 0, 0),
+            ]
+        );
     }
 }
