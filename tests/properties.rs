@@ -351,7 +351,7 @@ proptest! {
         prop_assert_eq!(r.counters.packets_in, frames.len() as u64);
         bodies::check_conservation(&r, frames.len() as u64);
         let report = Report::new(
-            "in".into(), "rules".into(), &r.counters, &s.table, r.flows, r.warnings.clone(),
+            "in".into(), "rules".into(), &r.counters, &s.table, &seed_ips(), r.flows, r.warnings.clone(),
         );
         let dropped: u64 = report.dropped.values().sum();
         prop_assert_eq!(report.packets_in, report.packets_out + dropped);
