@@ -1047,6 +1047,15 @@ fn compare(dnatsim: &[Vec<u8>], kernel: &[(Side, Vec<u8>)]) -> Counts {
                     .legit
                     .entry("kernel_dropped_bad_l4_checksum")
                     .or_default() += 1;
+            } else if midstream_ack(&s.frame) {
+                // A bare ACK of a flow whose SYN the kernel never saw. conntrack picks such
+                // flows up only loosely (nf_conntrack_tcp_loose): on this machine one run
+                // forwarded all 150, later runs left 18 un-NATed. dnatsim tracks no TCP state
+                // and translates them all, as a stateless gateway would.
+                *counts
+                    .legit
+                    .entry("conntrack_midstream_tcp_invalid")
+                    .or_default() += 1;
             } else {
                 counts
                     .real
@@ -1055,6 +1064,14 @@ fn compare(dnatsim: &[Vec<u8>], kernel: &[(Side, Vec<u8>)]) -> Counts {
         }
     }
     counts
+}
+
+/// A TCP segment with only ACK set and no payload: the generator's mid-stream bulk traffic.
+fn midstream_ack(frame: &[u8]) -> bool {
+    let ihl = usize::from(frame.get(14).copied().unwrap_or(0) & 0x0f) * 4;
+    frame.get(14 + 9) == Some(&6)
+        && frame.get(14 + ihl + 13) == Some(&0x10)
+        && frame.len() <= 14 + ihl + 20 + 6
 }
 
 /// Why the test cannot run here, if it cannot.
