@@ -74,7 +74,8 @@ impl Packet<'_> {
 
 /// Where the bytes come from: a whole file in memory, or a pipe read through a window.
 enum Source {
-    Mapped(Mmap),
+    /// A mapped file and how far its pages have been handed back to the kernel.
+    Mapped(Mmap, u64),
     Owned(Vec<u8>),
     Stream(Stream),
 }
@@ -93,7 +94,10 @@ impl Source {
     /// from `pos` are available (fewer than `n` only at the end of the input).
     fn fill(&mut self, pos: u64, n: usize) -> Result<u64, CaptureError> {
         match self {
-            Source::Mapped(m) => Ok((m.len() as u64).saturating_sub(pos)),
+            Source::Mapped(m, released) => {
+                release_behind(m, released, pos);
+                Ok((m.len() as u64).saturating_sub(pos))
+            }
             Source::Owned(v) => Ok((v.len() as u64).saturating_sub(pos)),
             Source::Stream(s) => s.fill(pos, n),
         }
@@ -102,7 +106,7 @@ impl Source {
     /// Up to `n` bytes from `pos`; shorter (possibly empty) past the available bytes.
     fn bytes(&self, pos: u64, n: usize) -> &[u8] {
         let (all, base): (&[u8], u64) = match self {
-            Source::Mapped(m) => (m, 0),
+            Source::Mapped(m, _) => (m, 0),
             Source::Owned(v) => (v, 0),
             Source::Stream(s) => (s.buf.get(..s.filled).unwrap_or(&[]), s.base),
         };
@@ -114,6 +118,31 @@ impl Source {
         };
         &rest[..rest.len().min(n)]
     }
+}
+
+/// Pages of a mapped file that were read count toward the process's resident memory until
+/// the kernel reclaims them; a multi-gigabyte capture would look like a multi-gigabyte process.
+/// The reader only moves forward, so every `RELEASE_STEP` bytes it hands the pages more than
+/// `RELEASE_STEP` behind the read position back (they stay in the page cache).
+const RELEASE_STEP: u64 = 16 << 20;
+
+fn release_behind(map: &Mmap, released: &mut u64, pos: u64) {
+    let upto = pos.saturating_sub(RELEASE_STEP) & !(RELEASE_STEP - 1);
+    if upto < *released + RELEASE_STEP {
+        return;
+    }
+    let (Ok(offset), Ok(len)) = (usize::try_from(*released), usize::try_from(upto - *released))
+    else {
+        return;
+    };
+    // SAFETY: MADV_DONTNEED on a private, read-only file mapping only drops clean pages; a
+    // later access would fault them in again from the file, unchanged. Every `fill` is called
+    // with the start of the record about to be read, and packets are lent one at a time, so
+    // no borrowed byte lies before `pos`.
+    let _ = unsafe {
+        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+    };
+    *released = upto;
 }
 
 impl Stream {
@@ -272,7 +301,7 @@ impl CaptureReader {
                 // Only a hint; a failure changes nothing but speed.
                 let _ = map.advise(memmap2::Advice::Sequential);
             }
-            Source::Mapped(map)
+            Source::Mapped(map, 0)
         };
         let mut r = Self::init(src)?;
         r.path = Some(path.to_path_buf());
