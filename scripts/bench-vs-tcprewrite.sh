@@ -64,6 +64,10 @@ ratio() { echo "$1 / $2" | bc -l; }
 printf 'dnatsim --threads 1 / cp:        %5.2fx\n' "$(ratio "${med[dnatsim_t1]}" "${med[cp]}")"
 printf 'dnatsim --threads 2 / cp:        %5.2fx\n' "$(ratio "${med[dnatsim_t2]}" "${med[cp]}")"
 printf 'speedup --threads 2 over 1:      %5.2fx\n' "$(ratio "${med[dnatsim_t1]}" "${med[dnatsim_t2]}")"
+for t in 1 2; do
+    rss=$( { /usr/bin/time -f %M "$bin" replay "$in" --rules "$rules" -o "$work/out.rss" -q --threads "$t" >/dev/null; } 2>&1 | tail -1)
+    printf 'peak RSS, dnatsim --threads %s:  %5d MiB\n' "$t" "$((rss / 1024))"
+done
 if [ "$have_tcprewrite" = 1 ]; then
     printf 'tcprewrite / cp:                 %5.2fx\n' "$(ratio "${med[tcprewrite]}" "${med[cp]}")"
     best=${med[dnatsim_t1]}

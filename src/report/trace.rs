@@ -98,9 +98,11 @@ pub fn line(n: u64, outcome: &Outcome, table: &ForwardTable) -> String {
     }
 }
 
-/// Like [`tuple`], but a later fragment (which carries no ports) shows addresses only.
+/// Like [`tuple`], but where no ports were read (a later fragment, or a packet dropped before
+/// its transport header was looked at) it shows addresses only.
 fn packet_tuple(t: &Tuple, o: &Outcome) -> String {
-    if o.notes.fragment && t.sport == 0 && t.dport == 0 {
+    let unread = o.notes.fragment || matches!(o.verdict, Verdict::Drop(_));
+    if unread && t.sport == 0 && t.dport == 0 {
         format!("{} > {}", Ipv4Addr::from(t.src), Ipv4Addr::from(t.dst))
     } else {
         tuple(t)
