@@ -131,17 +131,17 @@ fn release_behind(map: &Mmap, released: &mut u64, pos: u64) {
     if upto < *released + RELEASE_STEP {
         return;
     }
-    let (Ok(offset), Ok(len)) = (usize::try_from(*released), usize::try_from(upto - *released))
-    else {
+    let (Ok(offset), Ok(len)) = (
+        usize::try_from(*released),
+        usize::try_from(upto - *released),
+    ) else {
         return;
     };
     // SAFETY: MADV_DONTNEED on a private, read-only file mapping only drops clean pages; a
     // later access would fault them in again from the file, unchanged. Every `fill` is called
     // with the start of the record about to be read, and packets are lent one at a time, so
     // no borrowed byte lies before `pos`.
-    let _ = unsafe {
-        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
-    };
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
     *released = upto;
 }
 

@@ -123,7 +123,7 @@ pub fn replay(
             scratch.clear();
             scratch.extend_from_slice(pkt.data);
             let o = translator.process(&mut scratch, &meta);
-            sink.emit(&record, &meta, &scratch, &o, table, observer)?;
+            sink.emit(&record, &meta, Some(&scratch), &o, table, observer)?;
         }
         drain_events(&mut translator, &mut sink, table, observer, meta.ts_ns)?;
     }
@@ -160,7 +160,7 @@ fn drain_events(
                 sink.emit(
                     &released_record(&meta),
                     &meta,
-                    &data,
+                    Some(&data),
                     &outcome,
                     table,
                     observer,
@@ -171,7 +171,7 @@ fn drain_events(
                 sink.emit(
                     &released_record(&meta),
                     &meta,
-                    &[],
+                    None,
                     &outcome,
                     table,
                     observer,

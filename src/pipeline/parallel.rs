@@ -37,6 +37,8 @@ struct Item {
     interfaces: u32,
     start: usize,
     len: usize,
+    /// False for an orphan, whose bytes are gone (a zero-length record still has bytes).
+    has_bytes: bool,
     outcome: Outcome,
 }
 
@@ -170,6 +172,7 @@ fn read(
             interfaces: pkt.interfaces.len() as u32,
             start,
             len: pkt.data.len(),
+            has_bytes: true,
             outcome: Outcome::none(),
         });
         seq += 1;
@@ -253,6 +256,7 @@ fn translate(
         interfaces: 0,
         start: 0,
         len: 0,
+        has_bytes: false,
         outcome: Outcome::none(),
     };
     events(&mut t, &mut last.data, &mut last.items, end, 0);
@@ -282,6 +286,7 @@ fn events(
         meta.ts_ns = meta.ts_ns.max(now_ns);
         let start = data.len();
         let len = bytes.as_ref().map_or(0, |b| b.len());
+        let has_bytes = bytes.is_some();
         if let Some(b) = bytes {
             data.extend_from_slice(&b);
             t.recycle(b);
@@ -294,6 +299,7 @@ fn events(
             interfaces: trigger.interfaces,
             start,
             len,
+            has_bytes,
             outcome,
         });
     }
@@ -388,7 +394,9 @@ fn emit_round(
         };
         let item = &round[w].items[heads[w]];
         heads[w] += 1;
-        let bytes = &round[w].data[item.start..item.start + item.len];
+        let bytes = item
+            .has_bytes
+            .then(|| &round[w].data[item.start..item.start + item.len]);
         if item.sub == 0 && item.seq != u64::MAX {
             let known = (item.interfaces as usize).min(interfaces.len());
             sink.arrive(&item.meta, &interfaces[..known])?;

@@ -206,13 +206,13 @@ impl<'w> Sink<'w> {
         }
     }
 
-    /// A translated packet (`bytes` as it leaves the translator; unchanged when dropped, empty
+    /// A translated packet (`bytes` as it leaves the translator, unchanged when dropped; `None`
     /// for an orphan whose bytes are gone): bandwidth package, output, counters, observer.
     pub(super) fn emit(
         &mut self,
         record: &RecordMeta,
         meta: &PacketMeta,
-        bytes: &[u8],
+        bytes: Option<&[u8]>,
         o: &Outcome,
         table: &ForwardTable,
         observer: &mut impl Observer,
@@ -225,7 +225,10 @@ impl<'w> Sink<'w> {
         let limited = self.package.as_mut().and_then(|p| p.offer(o, meta));
         self.account(o, meta, limited);
         let passes = forwards(o.verdict) && !matches!(limited, Some(bandwidth::Verdict::Drop));
-        if self.writer.is_some() && !bytes.is_empty() && (passes || self.annotate) {
+        if let Some(bytes) = bytes
+            && self.writer.is_some()
+            && (passes || self.annotate)
+        {
             let comment = self
                 .annotate
                 .then(|| annotation(meta.record, o, limited, meta.ts_ns, table));
