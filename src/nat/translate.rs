@@ -6,7 +6,7 @@
 use super::flow::{Binding, FlowKey, FlowStats, FlowTable, timeout};
 use super::table::{ForwardTable, Inbound, MatchKind};
 use crate::report::DropReason;
-use crate::wire::checksum::{self, update16, update32};
+use crate::wire::checksum::{self, apply_delta, delta16, update16, update32};
 use crate::wire::ipv4::{
     ICMP_CHECKSUM, Ipv4Error, Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_CHECKSUM,
     UDP_CHECKSUM, read16, write16,
@@ -504,10 +504,14 @@ impl<'t> Translator<'t> {
         } else {
             (binding.ext_ip, binding.ext_port)
         };
-        rewrite(&mut ip, l4, inbound, new_ip, new_port);
-        if !self.config.keep_ttl {
-            ip.decrement_ttl();
-        }
+        rewrite(
+            &mut ip,
+            l4,
+            inbound,
+            new_ip,
+            new_port,
+            !self.config.keep_ttl,
+        );
         out.verdict = verdict;
         if inbound {
             out.after.dst = new_ip;
@@ -952,16 +956,18 @@ impl Quoted {
     }
 }
 
-/// Rewrites the destination (`inbound`) or source address and port, updating the IP header
-/// checksum and the transport checksum incrementally.
+/// Rewrites the destination (`inbound`) or source address and port, and decrements the TTL
+/// when asked, updating the IP header checksum once and the transport checksum once.
 #[inline]
-fn rewrite(ip: &mut Ipv4Packet<&mut [u8]>, l4: L4, inbound: bool, new_ip: u32, new_port: u16) {
-    let old_ip = if inbound { ip.dst() } else { ip.src() };
-    if inbound {
-        ip.set_dst(new_ip);
-    } else {
-        ip.set_src(new_ip);
-    }
+fn rewrite(
+    ip: &mut Ipv4Packet<&mut [u8]>,
+    l4: L4,
+    inbound: bool,
+    new_ip: u32,
+    new_port: u16,
+    decrement_ttl: bool,
+) {
+    let addr_delta = ip.rewrite_addr(inbound, new_ip, decrement_ttl);
     let Some(csum_at) = l4.csum_at else {
         return;
     };
@@ -978,8 +984,7 @@ fn rewrite(ip: &mut Ipv4Packet<&mut [u8]>, l4: L4, inbound: bool, new_ip: u32, n
     if l4.udp && old_sum == 0 {
         return;
     }
-    let mut sum = update32(old_sum, old_ip, new_ip);
-    sum = update16(sum, old_port, new_port);
+    let mut sum = apply_delta(old_sum, addr_delta + delta16(old_port, new_port));
     if l4.udp && sum == 0 {
         sum = 0xffff;
     }

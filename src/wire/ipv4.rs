@@ -288,6 +288,30 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_be16(field::CHECKSUM, sum);
     }
 
+    /// Rewrites the destination (`dst`) or source address and, when asked, decrements the TTL,
+    /// with one incremental update of the header checksum over every changed word. Returns
+    /// the address change as a checksum delta for the transport checksum, which covers the
+    /// address through the pseudo-header.
+    #[inline]
+    pub fn rewrite_addr(&mut self, dst: bool, new: u32, decrement_ttl: bool) -> u64 {
+        let at = if dst { field::DST } else { field::SRC };
+        let b = self.bm();
+        let old = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let addr = checksum::delta32(old, new);
+        let mut header = addr;
+        if decrement_ttl {
+            let ttl_proto = u16::from_be_bytes([b[field::TTL], b[field::TTL + 1]]);
+            let next = ttl_proto.wrapping_sub(0x0100);
+            header += checksum::delta16(ttl_proto, next);
+            b[field::TTL] = (next >> 8) as u8;
+        }
+        let hc = u16::from_be_bytes([b[field::CHECKSUM], b[field::CHECKSUM + 1]]);
+        b[at..at + 4].copy_from_slice(&new.to_be_bytes());
+        let sum = checksum::apply_delta(hc, header);
+        b[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&sum.to_be_bytes());
+        addr
+    }
+
     /// Decrements the TTL by one, updating the header checksum incrementally.
     #[inline]
     pub fn decrement_ttl(&mut self) {
