@@ -3,7 +3,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dnatsim::bandwidth::LimiterConfig;
-use dnatsim::capture::{CaptureReader, CaptureWriter, RecordMeta, WriterConfig};
+use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig};
 use dnatsim::nat::ForwardTable;
 use dnatsim::pipeline::{Quiet, ReplayOptions, replay};
 use dnatsim::traffic::{GenConfig, Generator, Mix};
@@ -19,22 +19,8 @@ fn generate(rules: &dnatsim::rules::Rules, mix: Mix, path: &Path) -> u64 {
         ..GenConfig::default()
     };
     let mut g = Generator::new(rules, &config).expect("the seed rules generate traffic");
-    let mut w = CaptureWriter::create(path, &WriterConfig::pcap(1, 65535, true))
-        .expect("temp dir is writable");
-    let mut frame = Vec::new();
-    let mut bytes = 0;
-    while let Some(ts) = g.next_packet(&mut frame) {
-        bytes += frame.len() as u64;
-        let meta = RecordMeta {
-            ts_ns: ts as i64,
-            orig_len: frame.len() as u32,
-            interface: 0,
-        };
-        w.write_record(&meta, &frame, None)
-            .expect("writing the input");
-    }
-    w.finish().expect("finishing the input");
-    bytes
+    g.write_pcap(path).expect("writing the input");
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 fn bench(c: &mut Criterion) {

@@ -2,7 +2,6 @@
 
 use super::RulesArg;
 use anyhow::Context;
-use dnatsim::capture::{CaptureWriter, RecordMeta, WriterConfig};
 use dnatsim::traffic::{Category, GenConfig, Generator, Mix};
 use std::io::Write;
 use std::path::PathBuf;
@@ -71,19 +70,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         ..GenConfig::default()
     };
     let mut generator = Generator::new(&rules, &config)?;
-    let mut writer = CaptureWriter::create(&args.output, &WriterConfig::pcap(1, 65535, true))
+    let stats = generator
+        .write_pcap(&args.output)
         .with_context(|| args.output.display().to_string())?;
-    let mut frame = Vec::with_capacity(2048);
-    while let Some(ts_ns) = generator.next_packet(&mut frame) {
-        let meta = RecordMeta {
-            ts_ns: i64::try_from(ts_ns).unwrap_or(i64::MAX),
-            orig_len: frame.len() as u32,
-            interface: 0,
-        };
-        writer.write_record(&meta, &frame, None)?;
-    }
-    writer.finish()?;
-    let stats = generator.stats();
     let mut out = std::io::stderr().lock();
     writeln!(
         out,

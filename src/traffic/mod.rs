@@ -425,3 +425,26 @@ impl Generator {
         self.remaining
     }
 }
+
+impl Generator {
+    /// Writes every remaining frame to `path` as an Ethernet pcap with nanosecond timestamps
+    /// (whole or not at all) and returns the account of what was made.
+    pub fn write_pcap(
+        &mut self,
+        path: &std::path::Path,
+    ) -> Result<GenStats, crate::capture::CaptureError> {
+        use crate::capture::{CaptureWriter, RecordMeta, WriterConfig};
+        let mut writer = CaptureWriter::create(path, &WriterConfig::pcap(1, 65535, true))?;
+        let mut frame = Vec::with_capacity(2048);
+        while let Some(ts_ns) = self.next_packet(&mut frame) {
+            let meta = RecordMeta {
+                ts_ns: i64::try_from(ts_ns).unwrap_or(i64::MAX),
+                orig_len: frame.len() as u32,
+                interface: 0,
+            };
+            writer.write_record(&meta, &frame, None)?;
+        }
+        writer.finish()?;
+        Ok(self.stats().clone())
+    }
+}

@@ -232,21 +232,8 @@ pub fn generate_capture(
     config: &dnatsim::traffic::GenConfig,
     path: &std::path::Path,
 ) -> dnatsim::traffic::GenStats {
-    use dnatsim::capture::{CaptureWriter, RecordMeta, WriterConfig};
-    let mut g =
-        dnatsim::traffic::Generator::new(rules, config).expect("rules that generate traffic");
-    let mut w =
-        CaptureWriter::create(path, &WriterConfig::pcap(1, 65535, true)).expect("a writable path");
-    let mut frame = Vec::new();
-    while let Some(ts) = g.next_packet(&mut frame) {
-        let meta = RecordMeta {
-            ts_ns: ts as i64,
-            orig_len: frame.len() as u32,
-            interface: 0,
-        };
-        w.write_record(&meta, &frame, None)
-            .expect("writing a generated frame");
-    }
-    w.finish().expect("finishing the capture");
-    g.stats().clone()
+    dnatsim::traffic::Generator::new(rules, config)
+        .expect("rules that generate traffic")
+        .write_pcap(path)
+        .expect("a writable path")
 }
