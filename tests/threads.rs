@@ -149,3 +149,54 @@ fn zero_length_records_are_written_by_every_path() {
         );
     }
 }
+
+#[test]
+fn a_failing_writer_stops_every_thread() {
+    // Writing to /dev/full fails once the 2 MiB buffer spills; the run must end with an error,
+    // not wait forever on workers blocked behind it.
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        println!("SKIPPED: /dev/full is not here");
+        return;
+    };
+    let rules = rules();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    let config = GenConfig {
+        packets: 40_000,
+        mix: Mix::Imix,
+        ..GenConfig::default()
+    };
+    generate_capture(&rules, &config, &input);
+    for threads in ["1", "2"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dnatsim"))
+            .args([
+                "replay",
+                input.to_str().unwrap(),
+                "-r",
+                "pcaps/seed/rules.toml",
+                "-o",
+                "-",
+            ])
+            .args(["-q", "--threads", threads])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(full.try_clone().unwrap())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("--threads {threads}: still running after 60 s with a failed writer");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status.code(), Some(1), "--threads {threads}: {err}");
+        assert!(err.contains("No space left"), "--threads {threads}: {err}");
+    }
+}

@@ -128,7 +128,7 @@ pub(super) fn replay(
             s.spawn(move || translate(table, config, work_rx, done_tx));
         }
         merge(
-            writer, table, options, observer, info_rx, &done_rxs, &free_tx,
+            writer, table, options, observer, info_rx, done_rxs, &free_tx,
         )
     })
 }
@@ -313,7 +313,8 @@ fn merge(
     options: &ReplayOptions,
     observer: &mut impl Observer,
     info_rx: Receiver<Info>,
-    done_rxs: &[Receiver<Batch>],
+    // Owned, so that an early return drops them and unblocks workers waiting to send.
+    done_rxs: Vec<Receiver<Batch>>,
     free_tx: &Sender<Batch>,
 ) -> Result<ReplayResult, ReplayError> {
     let mut sink = Sink::new(writer, table, options);
@@ -334,7 +335,7 @@ fn merge(
             Info::Failed(e) => return Err(e.into()),
         }
         round.clear();
-        for rx in done_rxs {
+        for rx in &done_rxs {
             round.push(rx.recv().map_err(|_| ReplayError::Thread)?);
         }
         emit_round(&mut sink, &round, &mut heads, &interfaces, table, observer)?;
@@ -346,7 +347,7 @@ fn merge(
     };
     // Each worker's last batch: orphans left at the end of the input, and its flow counters.
     round.clear();
-    for rx in done_rxs {
+    for rx in &done_rxs {
         round.push(rx.recv().map_err(|_| ReplayError::Thread)?);
     }
     emit_round(&mut sink, &round, &mut heads, &interfaces, table, observer)?;
