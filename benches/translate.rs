@@ -7,7 +7,8 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dnatsim::nat::{Config, ForwardTable, PacketMeta, Translator};
 use dnatsim::rules::{ForwardEntry, PortSpec, Position, Protocol};
-use dnatsim::wire::build;
+use dnatsim::wire::build::{self, Ip, Tcp};
+use dnatsim::wire::checksum::sum;
 use std::net::Ipv4Addr;
 
 const BATCH: usize = 1024;
@@ -73,21 +74,29 @@ fn batch(proto: u8, dst: [u8; 4], dport: u16, size: usize) -> Vec<Vec<u8>> {
             let sport = 10_000 + (i / 256) as u16;
             let header = 14 + 20 + if proto == 6 { 20 } else { 8 };
             let payload = vec![0x5a; size.saturating_sub(header)];
-            let l4 = if proto == 6 {
-                build::tcp(sport, dport, 0x10, &payload)
-            } else {
-                build::udp(sport, dport, &payload)
-            };
-            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-            build::ipv4(
-                &mut f,
-                client,
-                u32::from_be_bytes(dst),
+            let ip = Ip {
+                src: client,
+                dst: u32::from_be_bytes(dst),
                 proto,
-                64,
-                i as u16,
-                &l4,
-            );
+                ttl: 64,
+                id: i as u16,
+                frag: 0x4000,
+            };
+            let psum = sum(&payload);
+            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+            if proto == 6 {
+                let tcp = Tcp {
+                    sport,
+                    dport,
+                    seq: 1,
+                    ack: 0,
+                    flags: 0x10,
+                    mss: None,
+                };
+                build::put_tcp(&mut f, &ip, &tcp, &payload, psum);
+            } else {
+                build::put_udp(&mut f, &ip, sport, dport, &payload, psum, false);
+            }
             f
         })
         .collect()

@@ -10,7 +10,8 @@ use dnatsim::nat::{
 };
 use dnatsim::report::trace;
 use dnatsim::rules::{ForwardEntry, Protocol, Rules};
-use dnatsim::wire::{build, link::LINKTYPE_RAW};
+use dnatsim::wire::build::{self, Ip, Tcp};
+use dnatsim::wire::link::LINKTYPE_RAW;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -102,22 +103,32 @@ pub fn explain(
     foreign_drop: bool,
 ) -> String {
     let table = ForwardTable::new(&rules.forward_entries, &rules.bandwidth_package.public_ips);
-    let l4 = match proto {
-        6 => build::tcp(sport, dport, 0x18, b""),
-        17 => build::udp(sport, dport, b""),
-        1 => build::icmp_echo(0x4242, 1),
-        _ => vec![0; 8],
+    let ip = Ip {
+        src: u32::from(src),
+        dst: u32::from(dst),
+        proto,
+        ttl: 64,
+        id: 1,
+        frag: 0x4000,
     };
     let mut packet = Vec::new();
-    build::ipv4(
-        &mut packet,
-        u32::from(src),
-        u32::from(dst),
-        proto,
-        64,
-        1,
-        &l4,
-    );
+    match proto {
+        6 => {
+            let tcp = Tcp {
+                sport,
+                dport,
+                seq: 1,
+                ack: 0,
+                flags: 0x18,
+                mss: None,
+            };
+            build::put_tcp(&mut packet, &ip, &tcp, b"", 0)
+        }
+        17 => build::put_udp(&mut packet, &ip, sport, dport, b"", 0, false),
+        // An echo request, identifier 0x4242, sequence 1.
+        1 => build::put_icmp(&mut packet, &ip, 8, 0, [0x42, 0x42, 0, 1], b"", 0),
+        _ => build::put_ipv4(&mut packet, &ip, &[&[0; 8]]),
+    };
     let before = packet.clone();
     let foreign = if foreign_drop {
         ForeignPolicy::Drop
