@@ -227,7 +227,7 @@ fn frag_key(src: u32, dst: u32, proto: u8, ident: u16) -> u128 {
 
 /// ICMP types that carry an offending datagram (RFC 792, RFC 1812).
 #[inline]
-fn is_icmp_error(icmp_type: u8) -> bool {
+pub(crate) fn is_icmp_error(icmp_type: u8) -> bool {
     matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
 }
 

@@ -88,7 +88,7 @@ fn shard(table: &ForwardTable, link_type: u16, frame: &[u8], workers: usize) -> 
         && let Some(icmp) = ip.get(ihl..)
         && icmp
             .first()
-            .is_some_and(|t| matches!(t, 3 | 4 | 5 | 11 | 12))
+            .is_some_and(|&t| crate::nat::translate::is_icmp_error(t))
         && let Some(q) = icmp.get(8..28)
     {
         let (qsrc, qdst) = (addr(q, 12), addr(q, 16));

@@ -14,8 +14,7 @@ pub(crate) const MIN_FRAME: usize = 60;
 /// Bytes of payload the pattern can supply: enough for the largest fragmented datagram.
 pub(crate) const PATTERN_LEN: usize = 4096;
 
-/// EtherType of IPv4.
-pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(crate) use crate::wire::link::ETHERTYPE_IPV4;
 /// EtherType of ARP.
 pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
 /// EtherType of IPv6.

@@ -20,7 +20,8 @@ pub const LINKTYPE_LINUX_SLL2: u16 = 276;
 /// Old `DLT_RAW` values that some systems wrote into pcap headers instead of 101.
 const DLT_RAW_ALIASES: [u16; 2] = [12, 14];
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
+/// The Ethernet type of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
