@@ -102,7 +102,9 @@ fn batch(proto: u8, dst: [u8; 4], dport: u16, size: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Copies each frame into its work buffer and translates it there, as replay does.
+/// Copies each frame into its work buffer and translates it there, as replay does. Kept out
+/// of line so a profiler can count its calls (one per 1024 packets).
+#[inline(never)]
 fn run_batch(t: &mut Translator, work: &mut [Vec<u8>], frames: &[Vec<u8>], ts: &mut u64) {
     for (w, f) in work.iter_mut().zip(frames) {
         w.copy_from_slice(f);

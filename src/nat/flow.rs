@@ -1,7 +1,7 @@
 //! The flow table: bindings created by a flow's first packet, used by the rest of the flow and
 //! by its replies, aged on the capture's own clock.
 
-use ahash::AHashMap;
+use super::flowmap::FlowMap;
 
 /// Idle timeouts in nanoseconds, after VPP's NAT defaults (and RFC 5382's 2 h 4 min floor
 /// for established TCP).
@@ -89,7 +89,7 @@ pub struct FlowStats {
 /// Bindings by both of their keys, bounded in number.
 #[derive(Debug)]
 pub struct FlowTable {
-    map: AHashMap<FlowKey, u32>,
+    map: FlowMap,
     slots: Vec<Slot>,
     free: Vec<u32>,
     capacity: usize,
@@ -101,7 +101,7 @@ impl FlowTable {
     /// A table holding at most `capacity` flows (at least one).
     pub fn new(capacity: usize) -> FlowTable {
         FlowTable {
-            map: AHashMap::default(),
+            map: FlowMap::new(),
             slots: Vec::new(),
             free: Vec::new(),
             capacity: capacity.max(1),
@@ -129,7 +129,7 @@ impl FlowTable {
     /// removed and reported as absent.
     #[inline]
     pub fn touch(&mut self, key: FlowKey, now_ns: u64, timeout_ns: u64) -> Option<Binding> {
-        let &idx = self.map.get(&key)?;
+        let idx = self.map.get(key.0)?;
         let slot = &mut self.slots[idx as usize];
         // Timestamps in captures can step backwards; an earlier packet never expires a flow.
         if now_ns > slot.last_seen_ns && now_ns - slot.last_seen_ns > slot.timeout_ns {
@@ -159,7 +159,7 @@ impl FlowTable {
         // A stale binding under either key (e.g. the reverse key of a re-created flow)
         // must not outlive the new one.
         for k in [in_key, out_key] {
-            if let Some(&old) = self.map.get(&k) {
+            if let Some(old) = self.map.get(k.0) {
                 self.remove(old);
             }
         }
@@ -184,8 +184,8 @@ impl FlowTable {
                 i
             }
         };
-        self.map.insert(in_key, idx);
-        self.map.insert(out_key, idx);
+        self.map.insert(in_key.0, idx);
+        self.map.insert(out_key.0, idx);
         self.live += 1;
         self.stats.created += 1;
         self.stats.peak = self.stats.peak.max(self.live as u64);
@@ -199,11 +199,11 @@ impl FlowTable {
         }
         slot.live = false;
         let (a, b) = (slot.in_key, slot.out_key);
-        if self.map.get(&a) == Some(&idx) {
-            self.map.remove(&a);
+        if self.map.get(a.0) == Some(idx) {
+            self.map.remove(a.0);
         }
-        if self.map.get(&b) == Some(&idx) {
-            self.map.remove(&b);
+        if self.map.get(b.0) == Some(idx) {
+            self.map.remove(b.0);
         }
         self.free.push(idx);
         self.live -= 1;

@@ -3,6 +3,7 @@
 
 mod fixmap;
 pub mod flow;
+mod flowmap;
 pub mod table;
 pub mod translate;
 

@@ -3,16 +3,73 @@
 /// Adds `data` as big-endian 16-bit words into a wide one's-complement accumulator.
 ///
 /// The result is not folded; pass it to [`fold`]. An odd trailing byte is padded with zero,
-/// as RFC 1071 requires. The bulk is summed eight bytes at a time in native byte order with
-/// end-around carries collected separately (RFC 1071 section 2(B): the one's-complement sum
-/// is byte-order independent, so one swap of the folded result suffices), which is about four
-/// times fewer operations than adding 16-bit words.
+/// as RFC 1071 requires. See [`sum_ne`] for how; this is its result put in network order.
 #[inline]
 pub fn sum(data: &[u8]) -> u64 {
+    u64::from(to_network(fold(sum_ne(data))))
+}
+
+/// The one's-complement sum of `data` in the machine's own byte order, not folded.
+///
+/// RFC 1071 section 2(B): the one's-complement sum is byte-order independent, so words can be
+/// added as they lie in memory, eight bytes at a time, and one swap of the folded result
+/// ([`to_network`]) gives the network-order sum. Checks that only ask whether a sum is all
+/// ones need no swap at all ([`is_all_ones`]). The accumulator never overflows: short inputs
+/// add fewer than 2^33 per word, long ones are folded as they go.
+#[inline]
+pub fn sum_ne(data: &[u8]) -> u64 {
     if data.len() < 64 {
-        return sum_short(data);
+        sum_ne_short(data)
+    } else {
+        sum_ne_long(data)
     }
-    // Two independent accumulators let the additions overlap in the pipeline.
+}
+
+/// Whether a native-order or network-order accumulator folds to 0xFFFF (a checksum that
+/// verifies): that is, it is a non-zero multiple of 0xFFFF, which one multiply-based remainder
+/// tells without folding.
+#[inline]
+pub fn is_all_ones(acc: u64) -> bool {
+    acc != 0 && acc.is_multiple_of(0xffff)
+}
+
+/// A folded native-order sum in network order.
+#[inline]
+pub fn to_network(folded_ne: u16) -> u16 {
+    u16::from_be(folded_ne)
+}
+
+/// [`sum_ne`] for headers and small segments, with no setup to amortize: eight bytes at a
+/// time, each word added as its two 32-bit halves so no carry is lost, then the tail as at
+/// most one 4-, one 2- and one 1-byte piece.
+#[inline]
+fn sum_ne_short(data: &[u8]) -> u64 {
+    let mut acc = 0u64;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let w = word(w);
+        acc += (w & 0xffff_ffff) + (w >> 32);
+    }
+    let mut tail = words.remainder();
+    if let Some((q, rest)) = tail.split_first_chunk::<4>() {
+        acc += u64::from(u32::from_ne_bytes(*q));
+        tail = rest;
+    }
+    if let Some((d, rest)) = tail.split_first_chunk::<2>() {
+        acc += u64::from(u16::from_ne_bytes(*d));
+        tail = rest;
+    }
+    if let [last] = *tail {
+        // A lone last byte is the first byte of its word, padded with zero (RFC 1071).
+        acc += u64::from(u16::from_ne_bytes([last, 0]));
+    }
+    acc
+}
+
+/// [`sum_ne`] for long inputs: two independent accumulators let the additions overlap in the
+/// pipeline, with end-around carries collected separately.
+#[inline]
+fn sum_ne_long(data: &[u8]) -> u64 {
     let (mut a, mut b, mut carries) = (0u64, 0u64, 0u64);
     let mut pairs = data.chunks_exact(16);
     for p in &mut pairs {
@@ -22,47 +79,9 @@ pub fn sum(data: &[u8]) -> u64 {
         b = s2;
         carries += u64::from(c1) + u64::from(c2);
     }
-    let mut tail = pairs.remainder();
-    if tail.len() >= 8 {
-        let (s1, c1) = a.overflowing_add(word(&tail[..8]));
-        a = s1;
-        carries += u64::from(c1);
-        tail = &tail[8..];
-    }
     let (ab, c) = a.overflowing_add(b);
     carries += u64::from(c);
-    // Fold the native-order sum to 16 bits, then put it in network order.
-    let folded = fold(u64::from(fold64(ab)) + carries);
-    let mut acc = u64::from(if cfg!(target_endian = "little") {
-        folded.swap_bytes()
-    } else {
-        folded
-    });
-    let mut words = tail.chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    acc
-}
-
-/// [`sum`] for headers and small segments: big-endian 32-bit words (each the one's-complement
-/// sum of its two 16-bit halves, since 2^16 = 1 modulo 0xFFFF), with no setup to amortize.
-#[inline]
-fn sum_short(data: &[u8]) -> u64 {
-    let mut acc = 0u64;
-    let mut quads = data.chunks_exact(4);
-    for q in &mut quads {
-        acc += u64::from(u32::from_be_bytes([q[0], q[1], q[2], q[3]]));
-    }
-    match *quads.remainder() {
-        [a, b, c] => acc + u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
-        [a, b] => acc + u64::from(u16::from_be_bytes([a, b])),
-        [a] => acc + (u64::from(a) << 8),
-        _ => acc,
-    }
+    u64::from(fold64(ab)) + carries + sum_ne_short(pairs.remainder())
 }
 
 /// Folds a 64-bit one's-complement sum to 16 bits (in the byte order it was summed in).
@@ -108,6 +127,18 @@ pub fn pseudo_header_sum(src: u32, dst: u32, protocol: u8, l4_len: u16) -> u64 {
         + u64::from(l4_len)
 }
 
+/// [`pseudo_header_sum`] in the machine's byte order, to add to a [`sum_ne`] accumulator.
+#[inline]
+pub fn pseudo_header_sum_ne(src: u32, dst: u32, protocol: u8, l4_len: u16) -> u64 {
+    let (s, d) = (src.to_be(), dst.to_be());
+    u64::from(s >> 16)
+        + u64::from(s & 0xffff)
+        + u64::from(d >> 16)
+        + u64::from(d & 0xffff)
+        + u64::from(u16::from(protocol).to_be())
+        + u64::from(l4_len.to_be())
+}
+
 /// The one's-complement change of a 16-bit field from `old` to `new` (`~m + m'`), to be
 /// summed with other changes and applied at once with [`apply_delta`].
 #[inline]
@@ -122,9 +153,17 @@ pub fn delta32(old: u32, new: u32) -> u64 {
 }
 
 /// Applies summed field changes to checksum `hc`: RFC 1624 eqn. 3, `HC' = ~(~HC + sum(~m + m'))`.
+///
+/// `delta` is the sum of a few [`delta16`] terms (fewer than 32, so below 2^22), which two
+/// folding steps bring to 16 bits: the first leaves at most 0xFFFF + 63, the second at most
+/// 0xFFFF.
 #[inline]
 pub fn apply_delta(hc: u16, delta: u64) -> u16 {
-    !fold(u64::from(!hc) + delta)
+    debug_assert!(delta < 1 << 22, "a checksum delta of a few fields");
+    let a = u64::from(!hc) + delta;
+    let a = (a & 0xffff) + (a >> 16);
+    let a = (a & 0xffff) + (a >> 16);
+    !(a as u16)
 }
 
 /// Updates checksum `hc` for a 16-bit field that changes from `old` to `new` (RFC 1624 eqn. 3).
@@ -177,6 +216,30 @@ mod tests {
         }
         let ones = vec![0xffu8; 1501];
         assert_eq!(fold(sum(&ones)), reference(&ones));
+    }
+
+    #[test]
+    fn all_ones_test_agrees_with_folding() {
+        let samples = [
+            0u64,
+            1,
+            0xfffe,
+            0xffff,
+            0x1_fffe,
+            0x2_fffd,
+            0xffff * 0xffff,
+            u64::MAX,
+        ];
+        for acc in samples.into_iter().chain((0..100_000u64).map(|i| i * 4093)) {
+            assert_eq!(is_all_ones(acc), fold(acc) == 0xffff, "acc {acc:#x}");
+        }
+    }
+
+    #[test]
+    fn native_pseudo_header_matches_network_order() {
+        let (src, dst) = (0xc633_6401, 0xcb00_714f);
+        let ne = fold(pseudo_header_sum_ne(src, dst, 6, 1480));
+        assert_eq!(to_network(ne), fold(pseudo_header_sum(src, dst, 6, 1480)));
     }
 
     #[test]

@@ -243,7 +243,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// True when the header checksum verifies.
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::fold(checksum::sum(&self.b()[..self.header_len])) == 0xffff
+        checksum::is_all_ones(checksum::sum_ne(&self.b()[..self.header_len]))
     }
 
     /// The captured payload bytes (up to the total length; fewer when snapped).
@@ -288,28 +288,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_be16(field::CHECKSUM, sum);
     }
 
-    /// Rewrites the destination (`dst`) or source address and, when asked, decrements the TTL,
-    /// with one incremental update of the header checksum over every changed word. Returns
-    /// the address change as a checksum delta for the transport checksum, which covers the
-    /// address through the pseudo-header.
+    /// Rewrites the destination (`dst`) or source address and, when asked, decrements the TTL;
+    /// see [`rewrite_header_addr`].
     #[inline]
     pub fn rewrite_addr(&mut self, dst: bool, new: u32, decrement_ttl: bool) -> u64 {
-        let at = if dst { field::DST } else { field::SRC };
+        rewrite_header_addr(self.split_mut().0, dst, new, decrement_ttl)
+    }
+
+    /// The fixed 20-byte header and the captured payload, writable at once.
+    #[inline]
+    pub fn split_mut(&mut self) -> (&mut [u8; MIN_HEADER_LEN], &mut [u8]) {
+        let (start, total) = (self.header_len, self.total_len);
         let b = self.bm();
-        let old = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-        let addr = checksum::delta32(old, new);
-        let mut header = addr;
-        if decrement_ttl {
-            let ttl_proto = u16::from_be_bytes([b[field::TTL], b[field::TTL + 1]]);
-            let next = ttl_proto.wrapping_sub(0x0100);
-            header += checksum::delta16(ttl_proto, next);
-            b[field::TTL] = (next >> 8) as u8;
-        }
-        let hc = u16::from_be_bytes([b[field::CHECKSUM], b[field::CHECKSUM + 1]]);
-        b[at..at + 4].copy_from_slice(&new.to_be_bytes());
-        let sum = checksum::apply_delta(hc, header);
-        b[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&sum.to_be_bytes());
-        addr
+        let end = total.min(b.len());
+        let (header, payload) = b[..end].split_at_mut(start);
+        // `new_checked` found at least `MIN_HEADER_LEN` bytes of header.
+        let fixed = header
+            .first_chunk_mut::<MIN_HEADER_LEN>()
+            .expect("a checked header holds the fixed 20 bytes");
+        (fixed, payload)
     }
 
     /// Decrements the TTL by one, updating the header checksum incrementally.
@@ -330,6 +327,34 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         let end = total.min(b.len());
         &mut b[start..end]
     }
+}
+
+/// Rewrites the destination (`dst`) or source address of the fixed header `h` and, when asked,
+/// decrements the TTL, with one incremental update of the header checksum over every changed
+/// word. Returns the address change as a checksum delta for the transport checksum, which
+/// covers the address through the pseudo-header.
+#[inline]
+pub fn rewrite_header_addr(
+    h: &mut [u8; MIN_HEADER_LEN],
+    dst: bool,
+    new: u32,
+    decrement_ttl: bool,
+) -> u64 {
+    let at = if dst { field::DST } else { field::SRC };
+    let old = u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let addr = checksum::delta32(old, new);
+    let mut header = addr;
+    if decrement_ttl {
+        let ttl_proto = u16::from_be_bytes([h[field::TTL], h[field::TTL + 1]]);
+        let next = ttl_proto.wrapping_sub(0x0100);
+        header += checksum::delta16(ttl_proto, next);
+        h[field::TTL] = (next >> 8) as u8;
+    }
+    let hc = u16::from_be_bytes([h[field::CHECKSUM], h[field::CHECKSUM + 1]]);
+    h[at..at + 4].copy_from_slice(&new.to_be_bytes());
+    let sum = checksum::apply_delta(hc, header);
+    h[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&sum.to_be_bytes());
+    addr
 }
 
 /// Walks the option TLVs; RFC 791: EOL and NOP are one byte, every other option has a length

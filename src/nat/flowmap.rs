@@ -1,0 +1,245 @@
+//! The flow table's index: 128-bit flow keys to slot numbers, in one linearly probed array.
+//!
+//! A general-purpose map spends most of a hit on hashing through its `Hasher` interface and
+//! on its group-probing machinery; this one hashes a key with one widening multiply of its two
+//! halves, each mixed with a secret drawn per process, and finds it in a single cache line at
+//! the load factor it keeps (at most one half). Deletion shifts later entries back, so no
+//! tombstones accumulate however many flows come and go.
+//!
+//! The secret is what keeps a crafted capture from piling its flows into one probe sequence
+//! (a flood of colliding tuples): without it, the positions cannot be predicted. Nothing is
+//! ever iterated in table order, so the secret cannot change any output.
+
+/// The high word of a free bucket; flow keys use 113 bits, so their high word never has bit 63.
+const FREE: u64 = u64::MAX;
+
+/// A bucket: the key's two halves and the slot it names.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    hi: u64,
+    lo: u64,
+    value: u32,
+}
+
+const EMPTY: Bucket = Bucket {
+    hi: FREE,
+    lo: 0,
+    value: 0,
+};
+
+/// A map from flow keys (below 2^127) to `u32`.
+#[derive(Debug)]
+pub struct FlowMap {
+    buckets: Box<[Bucket]>,
+    mask: usize,
+    len: usize,
+    seed: [u64; 2],
+}
+
+/// The two per-process secrets; drawn once from the operating system's randomness by way of
+/// the standard library's hash seeds.
+fn secrets() -> [u64; 2] {
+    use std::hash::{BuildHasher, RandomState};
+    let s = RandomState::new();
+    // Odd, so the multiply below never loses the low bit of a half.
+    [s.hash_one(0x5eed_u64) | 1, s.hash_one(0xf10e_u64) | 1]
+}
+
+impl FlowMap {
+    /// An empty map; it grows as keys arrive.
+    pub fn new() -> FlowMap {
+        FlowMap::with_seed(secrets())
+    }
+
+    /// An empty map with given secrets (for tests that need collisions to be reproducible).
+    fn with_seed(seed: [u64; 2]) -> FlowMap {
+        let buckets = vec![EMPTY; 16].into_boxed_slice();
+        FlowMap {
+            mask: buckets.len() - 1,
+            buckets,
+            len: 0,
+            seed,
+        }
+    }
+
+    #[inline]
+    fn home(&self, hi: u64, lo: u64) -> usize {
+        // A folded 64x64->128 multiply of the seeded halves: every key bit reaches the middle
+        // of the product, and the fold brings the high half down onto the index bits.
+        let p = u128::from(lo ^ self.seed[0]) * u128::from(hi ^ self.seed[1]);
+        ((p as u64) ^ ((p >> 64) as u64)) as usize & self.mask
+    }
+
+    #[inline]
+    fn split(key: u128) -> (u64, u64) {
+        ((key >> 64) as u64, key as u64)
+    }
+
+    /// The value of `key`.
+    #[inline]
+    pub fn get(&self, key: u128) -> Option<u32> {
+        let (hi, lo) = FlowMap::split(key);
+        let mut i = self.home(hi, lo);
+        loop {
+            let b = self.buckets[i];
+            if b.hi == hi && b.lo == lo {
+                return Some(b.value);
+            }
+            if b.hi == FREE {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Sets `key` to `value`, replacing any value it had.
+    pub fn insert(&mut self, key: u128, value: u32) {
+        debug_assert!(key >> 127 == 0, "flow keys use fewer than 128 bits");
+        if (self.len + 1) * 2 > self.buckets.len() {
+            self.grow();
+        }
+        let (hi, lo) = FlowMap::split(key);
+        let mut i = self.home(hi, lo);
+        loop {
+            let b = &mut self.buckets[i];
+            if b.hi == FREE {
+                *b = Bucket { hi, lo, value };
+                self.len += 1;
+                return;
+            }
+            if b.hi == hi && b.lo == lo {
+                b.value = value;
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Removes `key`; returns its value.
+    pub fn remove(&mut self, key: u128) -> Option<u32> {
+        let (hi, lo) = FlowMap::split(key);
+        let mut i = self.home(hi, lo);
+        loop {
+            let b = self.buckets[i];
+            if b.hi == FREE {
+                return None;
+            }
+            if b.hi == hi && b.lo == lo {
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        let value = self.buckets[i].value;
+        // Backward shift: pull each later entry of the run into the hole if the hole lies on
+        // its probe path (between its home and where it sits, cyclically).
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let b = self.buckets[j];
+            if b.hi == FREE {
+                break;
+            }
+            let home = self.home(b.hi, b.lo);
+            let dist_now = j.wrapping_sub(home) & self.mask;
+            let dist_hole = j.wrapping_sub(hole) & self.mask;
+            if dist_hole <= dist_now {
+                self.buckets[hole] = b;
+                hole = j;
+            }
+        }
+        self.buckets[hole] = EMPTY;
+        self.len -= 1;
+        Some(value)
+    }
+
+    fn grow(&mut self) {
+        let bigger = vec![EMPTY; self.buckets.len() * 2].into_boxed_slice();
+        let old = std::mem::replace(&mut self.buckets, bigger);
+        self.mask = self.buckets.len() - 1;
+        for b in old.iter().filter(|b| b.hi != FREE) {
+            let mut i = self.home(b.hi, b.lo);
+            while self.buckets[i].hi != FREE {
+                i = (i + 1) & self.mask;
+            }
+            self.buckets[i] = *b;
+        }
+    }
+}
+
+impl Default for FlowMap {
+    fn default() -> FlowMap {
+        FlowMap::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u128, u32),
+        Remove(u128),
+        Get(u128),
+    }
+
+    /// Keys from a small space, so inserts, removals and lookups meet each other often.
+    fn key() -> impl Strategy<Value = u128> {
+        (0u8..40, any::<bool>()).prop_map(|(k, far)| {
+            let k = u128::from(k);
+            if far { k | (k << 100) } else { k }
+        })
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (key(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            key().prop_map(Op::Remove),
+            key().prop_map(Op::Get),
+        ]
+    }
+
+    proptest! {
+        /// Behaves like `HashMap` under any sequence of operations, with a real seed and with
+        /// a seed that sends every key to few homes (long runs, wrapping, backward shifts).
+        #[test]
+        fn matches_a_hashmap(ops in proptest::collection::vec(op(), 1..400), degenerate in any::<bool>()) {
+            let mut m = if degenerate { FlowMap::with_seed([0, 0]) } else { FlowMap::new() };
+            let mut model: HashMap<u128, u32> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        m.insert(k, v);
+                        model.insert(k, v);
+                    }
+                    Op::Remove(k) => prop_assert_eq!(m.remove(k), model.remove(&k)),
+                    Op::Get(k) => prop_assert_eq!(m.get(k), model.get(&k).copied()),
+                }
+                prop_assert_eq!(m.len, model.len());
+            }
+            for (k, v) in &model {
+                prop_assert_eq!(m.get(*k), Some(*v));
+            }
+        }
+    }
+
+    #[test]
+    fn grows_and_keeps_every_key() {
+        let mut m = FlowMap::new();
+        for k in 0..10_000u128 {
+            m.insert(k << 40 | k, k as u32);
+        }
+        assert_eq!(m.len, 10_000);
+        assert!(m.buckets.len() >= 20_000);
+        for k in (0..10_000u128).step_by(2) {
+            assert_eq!(m.remove(k << 40 | k), Some(k as u32));
+        }
+        for k in 0..10_000u128 {
+            let want = (k % 2 == 1).then_some(k as u32);
+            assert_eq!(m.get(k << 40 | k), want, "key {k}");
+        }
+    }
+}
