@@ -2,11 +2,13 @@
 # dnatsim replay vs tcprewrite vs cp on the same IMIX capture of the seed scenario.
 #
 #   scripts/bench-vs-tcprewrite.sh [PACKETS] [RUNS]      (defaults: 1000000 packets, 5 runs)
+#   TCPREWRITE=/path/to/tcprewrite scripts/bench-vs-tcprewrite.sh ...   (default: tcprewrite from PATH)
 #
 # Generates the capture with `dnatsim gen`, then runs cp, dnatsim (--threads 1 and 2) and
 # tcprewrite alternately RUNS times each (warm page cache; the first round is a discarded
 # warm-up), and prints the median wall time of each and the ratios. Needs tcprewrite
-# (Debian package tcpreplay); without it the tcprewrite rows are skipped.
+# (Debian package tcpreplay); without it the tcprewrite rows are skipped. The header names the
+# tcprewrite binary and version that ran; a TCPREWRITE that is set but not runnable is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=${1:-1000000}
@@ -25,7 +27,13 @@ size=$(stat -c %s "$in")
 # server (it has no notion of per-port entries or replies), fix checksums.
 dstmap="203.0.113.107/32:192.168.1.1/32,203.0.113.55/32:192.168.1.2/32,203.0.113.79/32:192.168.1.3/32,203.0.113.59/32:192.168.1.5/32"
 have_tcprewrite=0
-command -v tcprewrite >/dev/null && have_tcprewrite=1
+tcprewrite=${TCPREWRITE:-tcprewrite}
+if tcprewrite_path=$(command -v "$tcprewrite"); then
+    have_tcprewrite=1
+    tcprewrite_version=$("$tcprewrite_path" -V 2>&1 | head -n1 || true)
+elif [ -n "${TCPREWRITE:-}" ]; then
+    echo "TCPREWRITE=$TCPREWRITE is not an executable" >&2; exit 1
+fi
 
 declare -A times
 run() { # name command...
@@ -45,7 +53,7 @@ for round in $(seq 0 "$runs"); do
             cp) cmd=(cp "$in" "$work/out.cp") ;;
             dnatsim_t1) cmd=("$bin" replay "$in" --rules "$rules" -o "$work/out.dn1" -q --threads 1) ;;
             dnatsim_t2) cmd=("$bin" replay "$in" --rules "$rules" -o "$work/out.dn2" -q --threads 2) ;;
-            tcprewrite) cmd=(tcprewrite --infile="$in" --outfile="$work/out.tcprw" --dstipmap="$dstmap" --portmap=80:80,443:443,22:22 --fixcsum) ;;
+            tcprewrite) cmd=("$tcprewrite_path" --infile="$in" --outfile="$work/out.tcprw" --dstipmap="$dstmap" --portmap=80:80,443:443,22:22 --fixcsum) ;;
         esac
         if [ "$round" = 0 ]; then "${cmd[@]}" >/dev/null 2>&1; else run "$tool" "${cmd[@]}"; fi
     done
@@ -54,6 +62,7 @@ cmp -s "$work/out.dn1" "$work/out.dn2" || { echo "threads 1 and 2 outputs differ
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "input: $packets packets, $((size / 1000000)) MB (IMIX), $runs runs each, medians; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+if [ "$have_tcprewrite" = 1 ]; then echo "tcprewrite: $tcprewrite_path ($tcprewrite_version)"; else echo "tcprewrite: not found, skipped"; fi
 declare -A med
 for tool in "${tools[@]}"; do
     med[$tool]=$(echo "${times[$tool]}" | median)

@@ -41,7 +41,7 @@ impl FixMap {
     }
 
     /// The value for `key`.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, key: u64) -> Option<u32> {
         let mask = self.keys.len() - 1;
         let mut i = self.home(key);

@@ -16,9 +16,13 @@ pub mod timeout {
     pub const OTHER: u64 = 60 * 1_000_000_000;
 }
 
-/// A 5-tuple as seen on the wire, packed for hashing: direction bit, protocol, two endpoints.
+/// A 5-tuple as seen on the wire, packed for hashing: direction bit, protocol and source
+/// address in the high word (41 bits), the ports and the destination address in the low one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey(u128);
+pub struct FlowKey {
+    pub(super) hi: u64,
+    pub(super) lo: u64,
+}
 
 impl FlowKey {
     /// The key of a packet arriving at the public side (client to EIP).
@@ -35,14 +39,10 @@ impl FlowKey {
 
     #[inline]
     fn pack(dir: u8, proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
-        FlowKey(
-            (u128::from(dir) << 112)
-                | (u128::from(proto) << 96)
-                | (u128::from(src) << 64)
-                | (u128::from(sport) << 48)
-                | (u128::from(dst) << 16)
-                | u128::from(dport),
-        )
+        FlowKey {
+            hi: (u64::from(dir) << 40) | (u64::from(proto) << 32) | u64::from(src),
+            lo: (u64::from(sport) << 48) | (u64::from(dst) << 16) | u64::from(dport),
+        }
     }
 }
 
@@ -127,9 +127,9 @@ impl FlowTable {
 
     /// The live binding for `key`, refreshed to `now_ns`; an idle one past its timeout is
     /// removed and reported as absent.
-    #[inline]
+    #[inline(always)]
     pub fn touch(&mut self, key: FlowKey, now_ns: u64, timeout_ns: u64) -> Option<Binding> {
-        let idx = self.map.get(key.0)?;
+        let idx = self.map.get(key)?;
         let slot = &mut self.slots[idx as usize];
         // Timestamps in captures can step backwards; an earlier packet never expires a flow.
         if now_ns > slot.last_seen_ns && now_ns - slot.last_seen_ns > slot.timeout_ns {
@@ -159,7 +159,7 @@ impl FlowTable {
         // A stale binding under either key (e.g. the reverse key of a re-created flow)
         // must not outlive the new one.
         for k in [in_key, out_key] {
-            if let Some(old) = self.map.get(k.0) {
+            if let Some(old) = self.map.get(k) {
                 self.remove(old);
             }
         }
@@ -184,8 +184,8 @@ impl FlowTable {
                 i
             }
         };
-        self.map.insert(in_key.0, idx);
-        self.map.insert(out_key.0, idx);
+        self.map.insert(in_key, idx);
+        self.map.insert(out_key, idx);
         self.live += 1;
         self.stats.created += 1;
         self.stats.peak = self.stats.peak.max(self.live as u64);
@@ -199,11 +199,11 @@ impl FlowTable {
         }
         slot.live = false;
         let (a, b) = (slot.in_key, slot.out_key);
-        if self.map.get(a.0) == Some(idx) {
-            self.map.remove(a.0);
+        if self.map.get(a) == Some(idx) {
+            self.map.remove(a);
         }
-        if self.map.get(b.0) == Some(idx) {
-            self.map.remove(b.0);
+        if self.map.get(b) == Some(idx) {
+            self.map.remove(b);
         }
         self.free.push(idx);
         self.live -= 1;

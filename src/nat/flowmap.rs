@@ -1,4 +1,4 @@
-//! The flow table's index: 128-bit flow keys to slot numbers, in one linearly probed array.
+//! The flow table's index: flow keys to slot numbers, in one linearly probed array.
 //!
 //! A general-purpose map spends most of a hit on hashing through its `Hasher` interface and
 //! on its group-probing machinery; this one hashes a key with one widening multiply of its two
@@ -10,7 +10,9 @@
 //! (a flood of colliding tuples): without it, the positions cannot be predicted. Nothing is
 //! ever iterated in table order, so the secret cannot change any output.
 
-/// The high word of a free bucket; flow keys use 113 bits, so their high word never has bit 63.
+use super::flow::FlowKey;
+
+/// The high word of a free bucket; a flow key's high word uses 41 bits, so it is never this.
 const FREE: u64 = u64::MAX;
 
 /// A bucket: the key's two halves and the slot it names.
@@ -27,7 +29,7 @@ const EMPTY: Bucket = Bucket {
     value: 0,
 };
 
-/// A map from flow keys (below 2^127) to `u32`.
+/// A map from flow keys to `u32`.
 #[derive(Debug)]
 pub struct FlowMap {
     buckets: Box<[Bucket]>,
@@ -70,15 +72,10 @@ impl FlowMap {
         ((p as u64) ^ ((p >> 64) as u64)) as usize & self.mask
     }
 
-    #[inline]
-    fn split(key: u128) -> (u64, u64) {
-        ((key >> 64) as u64, key as u64)
-    }
-
     /// The value of `key`.
-    #[inline]
-    pub fn get(&self, key: u128) -> Option<u32> {
-        let (hi, lo) = FlowMap::split(key);
+    #[inline(always)]
+    pub fn get(&self, key: FlowKey) -> Option<u32> {
+        let (hi, lo) = (key.hi, key.lo);
         let mut i = self.home(hi, lo);
         loop {
             let b = self.buckets[i];
@@ -93,12 +90,15 @@ impl FlowMap {
     }
 
     /// Sets `key` to `value`, replacing any value it had.
-    pub fn insert(&mut self, key: u128, value: u32) {
-        debug_assert!(key >> 127 == 0, "flow keys use fewer than 128 bits");
+    pub fn insert(&mut self, key: FlowKey, value: u32) {
+        debug_assert!(
+            key.hi != FREE,
+            "flow keys use fewer than 64 bits of their high word"
+        );
         if (self.len + 1) * 2 > self.buckets.len() {
             self.grow();
         }
-        let (hi, lo) = FlowMap::split(key);
+        let (hi, lo) = (key.hi, key.lo);
         let mut i = self.home(hi, lo);
         loop {
             let b = &mut self.buckets[i];
@@ -116,8 +116,8 @@ impl FlowMap {
     }
 
     /// Removes `key`; returns its value.
-    pub fn remove(&mut self, key: u128) -> Option<u32> {
-        let (hi, lo) = FlowMap::split(key);
+    pub fn remove(&mut self, key: FlowKey) -> Option<u32> {
+        let (hi, lo) = (key.hi, key.lo);
         let mut i = self.home(hi, lo);
         loop {
             let b = self.buckets[i];
@@ -181,16 +181,19 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Insert(u128, u32),
-        Remove(u128),
-        Get(u128),
+        Insert(FlowKey, u32),
+        Remove(FlowKey),
+        Get(FlowKey),
     }
 
     /// Keys from a small space, so inserts, removals and lookups meet each other often.
-    fn key() -> impl Strategy<Value = u128> {
+    fn key() -> impl Strategy<Value = FlowKey> {
         (0u8..40, any::<bool>()).prop_map(|(k, far)| {
-            let k = u128::from(k);
-            if far { k | (k << 100) } else { k }
+            let k = u64::from(k);
+            FlowKey {
+                hi: if far { k << 33 } else { 0 },
+                lo: k,
+            }
         })
     }
 
@@ -208,7 +211,7 @@ mod tests {
         #[test]
         fn matches_a_hashmap(ops in proptest::collection::vec(op(), 1..400), degenerate in any::<bool>()) {
             let mut m = if degenerate { FlowMap::with_seed([0, 0]) } else { FlowMap::new() };
-            let mut model: HashMap<u128, u32> = HashMap::new();
+            let mut model: HashMap<FlowKey, u32> = HashMap::new();
             for op in ops {
                 match op {
                     Op::Insert(k, v) => {
@@ -229,17 +232,18 @@ mod tests {
     #[test]
     fn grows_and_keeps_every_key() {
         let mut m = FlowMap::new();
-        for k in 0..10_000u128 {
-            m.insert(k << 40 | k, k as u32);
+        let key = |k: u64| FlowKey { hi: k << 8, lo: k };
+        for k in 0..10_000u64 {
+            m.insert(key(k), k as u32);
         }
         assert_eq!(m.len, 10_000);
         assert!(m.buckets.len() >= 20_000);
-        for k in (0..10_000u128).step_by(2) {
-            assert_eq!(m.remove(k << 40 | k), Some(k as u32));
+        for k in (0..10_000u64).step_by(2) {
+            assert_eq!(m.remove(key(k)), Some(k as u32));
         }
-        for k in 0..10_000u128 {
+        for k in 0..10_000u64 {
             let want = (k % 2 == 1).then_some(k as u32);
-            assert_eq!(m.get(k << 40 | k), want, "key {k}");
+            assert_eq!(m.get(key(k)), want, "key {k}");
         }
     }
 }

@@ -402,14 +402,12 @@ impl<'t> Translator<'t> {
             notes: Notes::default(),
         };
         let tmo = flow_timeout(proto, l4.tcp_flags);
-        let (verdict, b, new_flow) = match self.decide(before, meta.ts_ns, tmo) {
-            Ok(d) => d,
-            Err(v) => {
-                out.verdict = v;
-                return Some(out);
-            }
+        let inbound = self.table.is_eip(before.dst);
+        let Some((b, new_flow)) = self.bind(before, inbound, meta.ts_ns, tmo) else {
+            out.verdict = self.unbound_verdict(inbound);
+            return Some(out);
         };
-        let inbound = matches!(verdict, Verdict::Inbound { .. });
+        let verdict = Self::bound_verdict(&b, inbound);
         let (new_ip, new_port) = if inbound {
             out.after.dst = b.int_ip;
             out.after.dport = b.int_port;
@@ -515,24 +513,24 @@ impl<'t> Translator<'t> {
         let (src, dst) = (out.before.src, out.before.dst);
         let tmo = flow_timeout(proto, l4.tcp_flags);
 
-        let decision = self.decide(out.before, now, tmo);
+        let inbound = self.table.is_eip(dst);
+        let bound = self.bind(out.before, inbound, now, tmo);
 
         let first_fragment = ip.more_frags();
         let ident = ip.ident();
-        let (verdict, binding, new_flow) = match decision {
-            Ok(d) => d,
-            Err(v) => {
-                out.verdict = v;
-                if first_fragment {
-                    let action = match v {
-                        Verdict::Drop(r) => FragAction::Drop(r),
-                        _ => FragAction::Pass,
-                    };
-                    self.remember_fragment(frag_key(src, dst, proto, ident), action, now);
-                }
-                return out;
+        let Some((binding, new_flow)) = bound else {
+            let v = self.unbound_verdict(inbound);
+            out.verdict = v;
+            if first_fragment {
+                let action = match v {
+                    Verdict::Drop(r) => FragAction::Drop(r),
+                    _ => FragAction::Pass,
+                };
+                self.remember_fragment(frag_key(src, dst, proto, ident), action, now);
             }
+            return out;
         };
+        let verdict = Self::bound_verdict(&binding, inbound);
         if !self.config.keep_ttl && ip.ttl() <= 1 {
             out.verdict = Verdict::Drop(DropReason::TtlExpired);
             if first_fragment {
@@ -546,7 +544,6 @@ impl<'t> Translator<'t> {
             && !out.notes.snapped
             && l4.csum_at.is_some()
             && !l4_checksum_ok(&ip, proto);
-        let inbound = matches!(verdict, Verdict::Inbound { .. });
         let (new_ip, new_port) = if inbound {
             (binding.int_ip, binding.int_port)
         } else {
@@ -582,15 +579,32 @@ impl<'t> Translator<'t> {
         out
     }
 
-    /// The binding of a TCP/UDP/ICMP-query packet: its flow's, or a new one made from the
-    /// forward table (returned with `true`); `Err` is the verdict when no entry applies.
-    #[inline]
-    fn decide(
+    /// The binding of a TCP/UDP/ICMP-query packet with tuple `t` (`inbound`: sent to an EIP):
+    /// its flow's, refreshed, or a new one made from the forward table (returned with `true`);
+    /// `None` when no entry applies.
+    #[inline(always)]
+    fn bind(&mut self, t: Tuple, inbound: bool, now: u64, tmo: u64) -> Option<(Binding, bool)> {
+        let key = if inbound {
+            FlowKey::inbound(t.proto, t.src, t.sport, t.dst, t.dport)
+        } else {
+            FlowKey::outbound(t.proto, t.src, t.sport, t.dst, t.dport)
+        };
+        match self.flows.touch(key, now, tmo) {
+            Some(b) => Some((b, false)),
+            None => self.bind_new(t, inbound, key, now, tmo).map(|b| (b, true)),
+        }
+    }
+
+    /// A new flow's binding from the forward table, recorded under both of its keys.
+    #[inline(never)]
+    fn bind_new(
         &mut self,
         t: Tuple,
+        inbound: bool,
+        key: FlowKey,
         now: u64,
         tmo: u64,
-    ) -> Result<(Verdict, Binding, bool), Verdict> {
+    ) -> Option<Binding> {
         let Tuple {
             proto,
             src,
@@ -598,76 +612,56 @@ impl<'t> Translator<'t> {
             dst,
             dport,
         } = t;
-        if self.table.is_eip(dst) {
-            let key = FlowKey::inbound(proto, src, sport, dst, dport);
-            match self.flows.touch(key, now, tmo) {
-                Some(b) => Ok((
-                    Verdict::Inbound {
-                        entry: b.entry,
-                        kind: b.kind,
-                    },
-                    b,
-                    false,
-                )),
-                None => match self.table.lookup(dst, proto, dport) {
-                    Inbound::Hit(m) => {
-                        let b = Binding {
-                            entry: m.entry,
-                            kind: m.kind,
-                            ext_ip: dst,
-                            ext_port: dport,
-                            int_ip: m.ip,
-                            int_port: m.port,
-                        };
-                        let back = FlowKey::outbound(proto, m.ip, m.port, src, sport);
-                        self.flows.insert(key, back, b, now, tmo);
-                        Ok((
-                            Verdict::Inbound {
-                                entry: m.entry,
-                                kind: m.kind,
-                            },
-                            b,
-                            true,
-                        ))
-                    }
-                    Inbound::NoRule | Inbound::NotEip => Err(Verdict::Drop(DropReason::NoRule)),
-                },
-            }
+        if inbound {
+            let Inbound::Hit(m) = self.table.lookup(dst, proto, dport) else {
+                return None;
+            };
+            let b = Binding {
+                entry: m.entry,
+                kind: m.kind,
+                ext_ip: dst,
+                ext_port: dport,
+                int_ip: m.ip,
+                int_port: m.port,
+            };
+            let back = FlowKey::outbound(proto, m.ip, m.port, src, sport);
+            self.flows.insert(key, back, b, now, tmo);
+            Some(b)
         } else {
-            let key = FlowKey::outbound(proto, src, sport, dst, dport);
-            match self.flows.touch(key, now, tmo) {
-                Some(b) => Ok((
-                    Verdict::Outbound {
-                        entry: b.entry,
-                        kind: b.kind,
-                    },
-                    b,
-                    false,
-                )),
-                None => match self.table.reverse(src, proto, sport) {
-                    Some(m) => {
-                        let b = Binding {
-                            entry: m.entry,
-                            kind: m.kind,
-                            ext_ip: m.ip,
-                            ext_port: m.port,
-                            int_ip: src,
-                            int_port: sport,
-                        };
-                        let back = FlowKey::inbound(proto, dst, dport, m.ip, m.port);
-                        self.flows.insert(back, key, b, now, tmo);
-                        Ok((
-                            Verdict::Outbound {
-                                entry: m.entry,
-                                kind: m.kind,
-                            },
-                            b,
-                            true,
-                        ))
-                    }
-                    None => Err(self.foreign_verdict()),
-                },
-            }
+            let m = self.table.reverse(src, proto, sport)?;
+            let b = Binding {
+                entry: m.entry,
+                kind: m.kind,
+                ext_ip: m.ip,
+                ext_port: m.port,
+                int_ip: src,
+                int_port: sport,
+            };
+            let back = FlowKey::inbound(proto, dst, dport, m.ip, m.port);
+            self.flows.insert(back, key, b, now, tmo);
+            Some(b)
+        }
+    }
+
+    /// The verdict on a packet translated with binding `b`.
+    #[inline]
+    fn bound_verdict(b: &Binding, inbound: bool) -> Verdict {
+        let (entry, kind) = (b.entry, b.kind);
+        if inbound {
+            Verdict::Inbound { entry, kind }
+        } else {
+            Verdict::Outbound { entry, kind }
+        }
+    }
+
+    /// The verdict on a packet no entry applies to: an EIP's is dropped, other traffic is
+    /// foreign.
+    #[inline]
+    fn unbound_verdict(&self, inbound: bool) -> Verdict {
+        if inbound {
+            Verdict::Drop(DropReason::NoRule)
+        } else {
+            self.foreign_verdict()
         }
     }
 
@@ -1097,7 +1091,7 @@ impl Quoted {
 
 /// Rewrites the destination (`inbound`) or source address and port, and decrements the TTL
 /// when asked, updating the IP header checksum once and the transport checksum once.
-#[inline]
+#[inline(always)]
 fn rewrite(
     header: &mut [u8; MIN_HEADER_LEN],
     payload: &mut [u8],
@@ -1137,7 +1131,7 @@ fn l4_checksum_ok(ip: &Ipv4Packet<&mut [u8]>, proto: u8) -> bool {
 
 /// Verifies the checksum of the TCP or UDP segment `p` (the IP payload) between `src` and
 /// `dst`; UDP's omitted checksum (0) counts as valid, and UDP covers only its own length.
-#[inline]
+#[inline(always)]
 fn segment_checksum_ok(src: u32, dst: u32, proto: u8, p: &[u8]) -> bool {
     let len = if proto == PROTO_UDP {
         usize::from(read16(p, 4).unwrap_or(0)).min(p.len())

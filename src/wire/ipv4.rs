@@ -333,7 +333,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 /// decrements the TTL, with one incremental update of the header checksum over every changed
 /// word. Returns the address change as a checksum delta for the transport checksum, which
 /// covers the address through the pseudo-header.
-#[inline]
+#[inline(always)]
 pub fn rewrite_header_addr(
     h: &mut [u8; MIN_HEADER_LEN],
     dst: bool,
