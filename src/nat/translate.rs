@@ -9,7 +9,7 @@ use crate::report::DropReason;
 use crate::wire::checksum::{self, apply_delta, delta16, update16, update32};
 use crate::wire::ipv4::{
     ICMP_CHECKSUM, Ipv4Error, Ipv4Packet, MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-    TCP_CHECKSUM, UDP_CHECKSUM, read16, rewrite_header_addr, write16,
+    TCP_CHECKSUM, UDP_CHECKSUM, header_sums_ne, read16, rewrite_header_addr, write16,
 };
 use crate::wire::{Frame, locate_ipv4};
 use ahash::AHashMap;
@@ -64,17 +64,18 @@ const MAX_DATAGRAM_LEN: usize = 65_535;
 /// An IPv4 5-tuple in host order; ports are 0 for protocols without them and the identifier
 /// (in both fields) for ICMP queries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C, align(8))]
 pub struct Tuple {
-    /// IP protocol number.
-    pub proto: u8,
     /// Source address.
     pub src: u32,
-    /// Source port.
-    pub sport: u16,
     /// Destination address.
     pub dst: u32,
+    /// Source port.
+    pub sport: u16,
     /// Destination port.
     pub dport: u16,
+    /// IP protocol number.
+    pub proto: u8,
 }
 
 /// What happened to a packet.
@@ -351,7 +352,8 @@ impl<'t> Translator<'t> {
         let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
         // Whole (not snapped), so the transport checksum can be verified.
         let payload = rest.get_mut(..total.checked_sub(MIN_HEADER_LEN)?)?;
-        if !checksum::is_all_ones(checksum::sum_ne(header)) {
+        let (header_sum, addresses_sum) = header_sums_ne(header);
+        if !checksum::is_all_ones(header_sum) {
             return None;
         }
         if !self.config.keep_ttl && header[8] <= 1 {
@@ -394,6 +396,9 @@ impl<'t> Translator<'t> {
             dst: u32::from_be_bytes([header[16], header[17], header[18], header[19]]),
             dport: l4.dport,
         };
+        let tmo = flow_timeout(proto, l4.tcp_flags);
+        let inbound = self.table.is_eip(before.dst);
+        let bound = self.bind(before, inbound, meta.ts_ns, tmo);
         let mut out = Outcome {
             verdict: Verdict::PassForeign,
             before,
@@ -401,9 +406,7 @@ impl<'t> Translator<'t> {
             ip_len: total as u16,
             notes: Notes::default(),
         };
-        let tmo = flow_timeout(proto, l4.tcp_flags);
-        let inbound = self.table.is_eip(before.dst);
-        let Some((b, new_flow)) = self.bind(before, inbound, meta.ts_ns, tmo) else {
+        let Some((b, new_flow)) = bound else {
             out.verdict = self.unbound_verdict(inbound);
             return Some(out);
         };
@@ -419,7 +422,7 @@ impl<'t> Translator<'t> {
         };
         out.verdict = verdict;
         out.notes.new_flow = new_flow;
-        out.notes.bad_l4_checksum_in = !segment_checksum_ok(before.src, before.dst, proto, payload);
+        out.notes.bad_l4_checksum_in = !segment_verifies(addresses_sum, proto, payload);
         let decrement_ttl = !self.config.keep_ttl;
         rewrite(
             header,
@@ -1110,18 +1113,21 @@ fn rewrite(
     if old_port != new_port {
         write16(payload, port_at, new_port);
     }
-    let Some(old_sum) = read16(payload, csum_at) else {
+    let Some(field) = payload.get_mut(csum_at..csum_at + 2) else {
         return;
     };
+    // In memory order, as `addr_delta` is; 0 and 0xFFFF read the same either way.
+    let old_sum = u16::from_ne_bytes([field[0], field[1]]);
     // UDP over IPv4 may omit its checksum (0); it must stay omitted.
     if l4.udp && old_sum == 0 {
         return;
     }
-    let mut sum = apply_delta(old_sum, addr_delta + delta16(old_port, new_port));
+    let port_delta = delta16(old_port.to_be(), new_port.to_be());
+    let mut sum = apply_delta(old_sum, addr_delta + port_delta);
     if l4.udp && sum == 0 {
         sum = 0xffff;
     }
-    write16(payload, csum_at, sum);
+    field.copy_from_slice(&sum.to_ne_bytes());
 }
 
 /// Verifies a whole, unfragmented TCP or UDP segment's checksum.
@@ -1131,8 +1137,14 @@ fn l4_checksum_ok(ip: &Ipv4Packet<&mut [u8]>, proto: u8) -> bool {
 
 /// Verifies the checksum of the TCP or UDP segment `p` (the IP payload) between `src` and
 /// `dst`; UDP's omitted checksum (0) counts as valid, and UDP covers only its own length.
-#[inline(always)]
+#[inline]
 fn segment_checksum_ok(src: u32, dst: u32, proto: u8, p: &[u8]) -> bool {
+    segment_verifies(checksum::addresses_sum_ne(src, dst), proto, p)
+}
+
+/// [`segment_checksum_ok`] given the native-order sum of the two addresses.
+#[inline(always)]
+fn segment_verifies(addresses_sum_ne: u64, proto: u8, p: &[u8]) -> bool {
     let len = if proto == PROTO_UDP {
         usize::from(read16(p, 4).unwrap_or(0)).min(p.len())
     } else {
@@ -1142,7 +1154,9 @@ fn segment_checksum_ok(src: u32, dst: u32, proto: u8, p: &[u8]) -> bool {
         return true;
     }
     checksum::is_all_ones(
-        checksum::pseudo_header_sum_ne(src, dst, proto, len as u16) + checksum::sum_ne(&p[..len]),
+        addresses_sum_ne
+            + checksum::pseudo_header_tail_ne(proto, len as u16)
+            + checksum::sum_ne(&p[..len]),
     )
 }
 

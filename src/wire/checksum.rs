@@ -136,13 +136,21 @@ pub fn pseudo_header_sum(src: u32, dst: u32, protocol: u8, l4_len: u16) -> u64 {
 /// [`pseudo_header_sum`] in the machine's byte order, to add to a [`sum_ne`] accumulator.
 #[inline]
 pub fn pseudo_header_sum_ne(src: u32, dst: u32, protocol: u8, l4_len: u16) -> u64 {
+    addresses_sum_ne(src, dst) + pseudo_header_tail_ne(protocol, l4_len)
+}
+
+/// The two addresses of a pseudo-header, summed in the machine's byte order.
+#[inline]
+pub fn addresses_sum_ne(src: u32, dst: u32) -> u64 {
     let (s, d) = (src.to_be(), dst.to_be());
-    u64::from(s >> 16)
-        + u64::from(s & 0xffff)
-        + u64::from(d >> 16)
-        + u64::from(d & 0xffff)
-        + u64::from(u16::from(protocol).to_be())
-        + u64::from(l4_len.to_be())
+    u64::from(s >> 16) + u64::from(s & 0xffff) + u64::from(d >> 16) + u64::from(d & 0xffff)
+}
+
+/// The part of [`pseudo_header_sum_ne`] after the two addresses, for callers that already
+/// hold the addresses' sum (as [`crate::wire::ipv4::header_sums_ne`] gives it).
+#[inline]
+pub fn pseudo_header_tail_ne(protocol: u8, l4_len: u16) -> u64 {
+    u64::from(u16::from(protocol).to_be()) + u64::from(l4_len.to_be())
 }
 
 /// The one's-complement change of a 16-bit field from `old` to `new` (`~m + m'`), to be

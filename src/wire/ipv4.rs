@@ -288,13 +288,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_be16(field::CHECKSUM, sum);
     }
 
-    /// Rewrites the destination (`dst`) or source address and, when asked, decrements the TTL;
-    /// see [`rewrite_header_addr`].
-    #[inline]
-    pub fn rewrite_addr(&mut self, dst: bool, new: u32, decrement_ttl: bool) -> u64 {
-        rewrite_header_addr(self.split_mut().0, dst, new, decrement_ttl)
-    }
-
     /// The fixed 20-byte header and the captured payload, writable at once.
     #[inline]
     pub fn split_mut(&mut self) -> (&mut [u8; MIN_HEADER_LEN], &mut [u8]) {
@@ -331,8 +324,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
 /// Rewrites the destination (`dst`) or source address of the fixed header `h` and, when asked,
 /// decrements the TTL, with one incremental update of the header checksum over every changed
-/// word. Returns the address change as a checksum delta for the transport checksum, which
-/// covers the address through the pseudo-header.
+/// word (RFC 1624 eqn. 3, on words as they lie in memory: like the sum, the update is
+/// byte-order independent). Returns the address change as a checksum delta in the machine's
+/// byte order, for the transport checksum, which covers the address through the pseudo-header.
 #[inline(always)]
 pub fn rewrite_header_addr(
     h: &mut [u8; MIN_HEADER_LEN],
@@ -341,20 +335,39 @@ pub fn rewrite_header_addr(
     decrement_ttl: bool,
 ) -> u64 {
     let at = if dst { field::DST } else { field::SRC };
-    let old = u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
-    let addr = checksum::delta32(old, new);
+    let old = u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let addr = checksum::delta32(old, new.to_be());
     let mut header = addr;
     if decrement_ttl {
-        let ttl_proto = u16::from_be_bytes([h[field::TTL], h[field::TTL + 1]]);
-        let next = ttl_proto.wrapping_sub(0x0100);
-        header += checksum::delta16(ttl_proto, next);
-        h[field::TTL] = (next >> 8) as u8;
+        let (ttl, proto) = (h[field::TTL], h[field::PROTOCOL]);
+        let next = ttl.wrapping_sub(1);
+        header += checksum::delta16(
+            u16::from_ne_bytes([ttl, proto]),
+            u16::from_ne_bytes([next, proto]),
+        );
+        h[field::TTL] = next;
     }
-    let hc = u16::from_be_bytes([h[field::CHECKSUM], h[field::CHECKSUM + 1]]);
+    let hc = u16::from_ne_bytes([h[field::CHECKSUM], h[field::CHECKSUM + 1]]);
     h[at..at + 4].copy_from_slice(&new.to_be_bytes());
     let sum = checksum::apply_delta(hc, header);
-    h[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&sum.to_be_bytes());
+    h[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&sum.to_ne_bytes());
     addr
+}
+
+/// The one's-complement sums of a fixed header `h` in the machine's byte order, not folded:
+/// of the whole header (all ones when its checksum verifies) and of its two addresses alone,
+/// the part a TCP/UDP pseudo-header shares with it.
+#[inline(always)]
+pub fn header_sums_ne(h: &[u8; MIN_HEADER_LEN]) -> (u64, u64) {
+    let halves = |w: u64| (w & 0xffff_ffff) + (w >> 32);
+    let word = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h[at..at + 8]);
+        u64::from_ne_bytes(b)
+    };
+    let addresses = halves(word(field::SRC));
+    let rest = halves(word(0)) + u64::from(u32::from_ne_bytes([h[8], h[9], h[10], h[11]]));
+    (rest + addresses, addresses)
 }
 
 /// Walks the option TLVs; RFC 791: EOL and NOP are one byte, every other option has a length
