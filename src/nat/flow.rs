@@ -61,6 +61,60 @@ pub struct Binding {
     pub int_ip: u32,
     /// The server's port.
     pub int_port: u16,
+    /// The checksum changes of its two rewrites, summed once for the whole flow.
+    pub deltas: RewriteDeltas,
+}
+
+impl Binding {
+    /// A binding of public (`ext_ip`, `ext_port`) to server (`int_ip`, `int_port`).
+    pub fn new(
+        entry: u32,
+        kind: super::MatchKind,
+        (ext_ip, ext_port): (u32, u16),
+        (int_ip, int_port): (u32, u16),
+    ) -> Binding {
+        Binding {
+            entry,
+            kind,
+            ext_ip,
+            ext_port,
+            int_ip,
+            int_port,
+            deltas: RewriteDeltas::new((ext_ip, ext_port), (int_ip, int_port)),
+        }
+    }
+}
+
+/// RFC 1624's `~m + m'` terms of a binding's rewrites, over the 16-bit words as they lie in
+/// memory, left unfolded: applying them gives exactly what summing the terms for each packet
+/// would, so a flow's packets skip that arithmetic. Inbound rewrites the public address and
+/// port to the server's; outbound the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewriteDeltas {
+    /// The address change of an inbound rewrite (IP header and pseudo-header).
+    pub addr_in: u32,
+    /// The port change of an inbound rewrite.
+    pub port_in: u32,
+    /// The address change of an outbound rewrite.
+    pub addr_out: u32,
+    /// The port change of an outbound rewrite.
+    pub port_out: u32,
+}
+
+impl RewriteDeltas {
+    /// The deltas between public (`ext_ip`, `ext_port`) and server (`int_ip`, `int_port`).
+    pub fn new((ext_ip, ext_port): (u32, u16), (int_ip, int_port): (u32, u16)) -> RewriteDeltas {
+        use crate::wire::checksum::{delta16, delta32};
+        let (ext, int) = (ext_ip.to_be(), int_ip.to_be());
+        let (ep, ip) = (ext_port.to_be(), int_port.to_be());
+        // Each term is below 2^18, so u32 holds it.
+        RewriteDeltas {
+            addr_in: delta32(ext, int) as u32,
+            port_in: delta16(ep, ip) as u32,
+            addr_out: delta32(int, ext) as u32,
+            port_out: delta16(ip, ep) as u32,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -251,14 +305,7 @@ mod tests {
     use crate::nat::MatchKind;
 
     fn binding(entry: u32) -> Binding {
-        Binding {
-            entry,
-            kind: MatchKind::Port,
-            ext_ip: 1,
-            ext_port: 80,
-            int_ip: 2,
-            int_port: 8080,
-        }
+        Binding::new(entry, MatchKind::Port, (1, 80), (2, 8080))
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::flow::{Binding, FlowKey, FlowStats, FlowTable, timeout};
 use super::table::{ForwardTable, Inbound, MatchKind};
 use crate::report::DropReason;
-use crate::wire::checksum::{self, apply_delta, delta16, update16, update32};
+use crate::wire::checksum::{self, apply_delta, update16, update32};
 use crate::wire::ipv4::{
     ICMP_CHECKSUM, Ipv4Error, Ipv4Packet, MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
     TCP_CHECKSUM, UDP_CHECKSUM, header_sums_ne, read16, rewrite_header_addr, write16,
@@ -411,28 +411,18 @@ impl<'t> Translator<'t> {
             return Some(out);
         };
         let verdict = Self::bound_verdict(&b, inbound);
-        let (new_ip, new_port) = if inbound {
+        if inbound {
             out.after.dst = b.int_ip;
             out.after.dport = b.int_port;
-            (b.int_ip, b.int_port)
         } else {
             out.after.src = b.ext_ip;
             out.after.sport = b.ext_port;
-            (b.ext_ip, b.ext_port)
-        };
+        }
         out.verdict = verdict;
         out.notes.new_flow = new_flow;
         out.notes.bad_l4_checksum_in = !segment_verifies(addresses_sum, proto, payload);
         let decrement_ttl = !self.config.keep_ttl;
-        rewrite(
-            header,
-            payload,
-            l4,
-            inbound,
-            new_ip,
-            new_port,
-            decrement_ttl,
-        );
+        rewrite(header, payload, l4, inbound, &b, decrement_ttl);
         Some(out)
     }
 
@@ -558,8 +548,7 @@ impl<'t> Translator<'t> {
             payload,
             l4,
             inbound,
-            new_ip,
-            new_port,
+            &binding,
             !self.config.keep_ttl,
         );
         out.verdict = verdict;
@@ -619,27 +608,13 @@ impl<'t> Translator<'t> {
             let Inbound::Hit(m) = self.table.lookup(dst, proto, dport) else {
                 return None;
             };
-            let b = Binding {
-                entry: m.entry,
-                kind: m.kind,
-                ext_ip: dst,
-                ext_port: dport,
-                int_ip: m.ip,
-                int_port: m.port,
-            };
+            let b = Binding::new(m.entry, m.kind, (dst, dport), (m.ip, m.port));
             let back = FlowKey::outbound(proto, m.ip, m.port, src, sport);
             self.flows.insert(key, back, b, now, tmo);
             Some(b)
         } else {
             let m = self.table.reverse(src, proto, sport)?;
-            let b = Binding {
-                entry: m.entry,
-                kind: m.kind,
-                ext_ip: m.ip,
-                ext_port: m.port,
-                int_ip: src,
-                int_port: sport,
-            };
+            let b = Binding::new(m.entry, m.kind, (m.ip, m.port), (src, sport));
             let back = FlowKey::inbound(proto, dst, dport, m.ip, m.port);
             self.flows.insert(back, key, b, now, tmo);
             Some(b)
@@ -914,14 +889,7 @@ impl<'t> Translator<'t> {
                 )),
                 None => match self.table.lookup(q.src, q.proto, q.sport) {
                     Inbound::Hit(m) => Some((
-                        Binding {
-                            entry: m.entry,
-                            kind: m.kind,
-                            ext_ip: q.src,
-                            ext_port: q.sport,
-                            int_ip: m.ip,
-                            int_port: m.port,
-                        },
+                        Binding::new(m.entry, m.kind, (q.src, q.sport), (m.ip, m.port)),
                         Verdict::Inbound {
                             entry: m.entry,
                             kind: m.kind,
@@ -942,14 +910,7 @@ impl<'t> Translator<'t> {
                 )),
                 None => self.table.reverse(q.dst, q.proto, q.dport).map(|m| {
                     (
-                        Binding {
-                            entry: m.entry,
-                            kind: m.kind,
-                            ext_ip: m.ip,
-                            ext_port: m.port,
-                            int_ip: q.dst,
-                            int_port: q.dport,
-                        },
+                        Binding::new(m.entry, m.kind, (m.ip, m.port), (q.dst, q.dport)),
                         Verdict::Outbound {
                             entry: m.entry,
                             kind: m.kind,
@@ -1092,38 +1053,43 @@ impl Quoted {
     }
 }
 
-/// Rewrites the destination (`inbound`) or source address and port, and decrements the TTL
-/// when asked, updating the IP header checksum once and the transport checksum once.
+/// Rewrites the destination (`inbound`) or source address and port per binding `b`, and
+/// decrements the TTL when asked, updating the IP header checksum once and the transport
+/// checksum once with the binding's precomputed deltas (the packet's old address and port
+/// are the binding's own: its flow key holds them).
 #[inline(always)]
 fn rewrite(
     header: &mut [u8; MIN_HEADER_LEN],
     payload: &mut [u8],
     l4: L4,
     inbound: bool,
-    new_ip: u32,
-    new_port: u16,
+    b: &Binding,
     decrement_ttl: bool,
 ) {
-    let addr_delta = rewrite_header_addr(header, inbound, new_ip, decrement_ttl);
+    let d = &b.deltas;
+    let (new_ip, new_port, addr_delta, port_delta, port_at, old_port) = if inbound {
+        (b.int_ip, b.int_port, d.addr_in, d.port_in, 2, l4.dport)
+    } else {
+        (b.ext_ip, b.ext_port, d.addr_out, d.port_out, 0, l4.sport)
+    };
+    let addr_delta = u64::from(addr_delta);
+    rewrite_header_addr(header, inbound, new_ip, addr_delta, decrement_ttl);
     let Some(csum_at) = l4.csum_at else {
         return;
     };
-    let port_at = if inbound { 2 } else { 0 };
-    let old_port = if inbound { l4.dport } else { l4.sport };
     if old_port != new_port {
         write16(payload, port_at, new_port);
     }
     let Some(field) = payload.get_mut(csum_at..csum_at + 2) else {
         return;
     };
-    // In memory order, as `addr_delta` is; 0 and 0xFFFF read the same either way.
+    // In memory order, as the deltas are; 0 and 0xFFFF read the same either way.
     let old_sum = u16::from_ne_bytes([field[0], field[1]]);
     // UDP over IPv4 may omit its checksum (0); it must stay omitted.
     if l4.udp && old_sum == 0 {
         return;
     }
-    let port_delta = delta16(old_port.to_be(), new_port.to_be());
-    let mut sum = apply_delta(old_sum, addr_delta + port_delta);
+    let mut sum = apply_delta(old_sum, addr_delta + u64::from(port_delta));
     if l4.udp && sum == 0 {
         sum = 0xffff;
     }

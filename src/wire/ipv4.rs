@@ -322,36 +322,42 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
-/// Rewrites the destination (`dst`) or source address of the fixed header `h` and, when asked,
-/// decrements the TTL, with one incremental update of the header checksum over every changed
-/// word (RFC 1624 eqn. 3, on words as they lie in memory: like the sum, the update is
-/// byte-order independent). Returns the address change as a checksum delta in the machine's
-/// byte order, for the transport checksum, which covers the address through the pseudo-header.
+/// Rewrites the destination (`dst`) or source address of the fixed header `h` to `new` and,
+/// when asked, decrements the TTL, with one incremental update of the header checksum over
+/// every changed word (RFC 1624 eqn. 3, on words as they lie in memory: like the sum, the
+/// update is byte-order independent). `addr_delta` is the address change,
+/// `checksum::delta32(old, new)` of the addresses in memory order, which the caller holds
+/// already (a flow computes it once).
 #[inline(always)]
 pub fn rewrite_header_addr(
     h: &mut [u8; MIN_HEADER_LEN],
     dst: bool,
     new: u32,
+    addr_delta: u64,
     decrement_ttl: bool,
-) -> u64 {
+) {
     let at = if dst { field::DST } else { field::SRC };
-    let old = u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
-    let addr = checksum::delta32(old, new.to_be());
-    let mut header = addr;
+    debug_assert_eq!(
+        addr_delta,
+        checksum::delta32(
+            u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]),
+            new.to_be()
+        ),
+        "the delta of this very change"
+    );
+    let mut header = addr_delta;
     if decrement_ttl {
-        let (ttl, proto) = (h[field::TTL], h[field::PROTOCOL]);
-        let next = ttl.wrapping_sub(1);
-        header += checksum::delta16(
-            u16::from_ne_bytes([ttl, proto]),
-            u16::from_ne_bytes([next, proto]),
-        );
-        h[field::TTL] = next;
+        // Taking one from the TTL byte changes its word w to w - d, d = [1, 0] in memory
+        // order, so ~w + (w - d) is the constant ~d whatever the TTL, as long as it is not 0
+        // (callers drop a TTL of 0 or 1 before they route).
+        debug_assert!(h[field::TTL] > 0, "a TTL of 0 is never decremented");
+        header += u64::from(!u16::from_ne_bytes([1, 0]));
+        h[field::TTL] = h[field::TTL].wrapping_sub(1);
     }
     let hc = u16::from_ne_bytes([h[field::CHECKSUM], h[field::CHECKSUM + 1]]);
     h[at..at + 4].copy_from_slice(&new.to_be_bytes());
     let sum = checksum::apply_delta(hc, header);
     h[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&sum.to_ne_bytes());
-    addr
 }
 
 /// The one's-complement sums of a fixed header `h` in the machine's byte order, not folded:
