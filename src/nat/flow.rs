@@ -117,11 +117,12 @@ impl RewriteDeltas {
     }
 }
 
+/// What a packet of the flow reads and writes, in one cache line of its own; the keys, needed
+/// only to remove the flow, are kept apart.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct Slot {
     binding: Binding,
-    in_key: FlowKey,
-    out_key: FlowKey,
     last_seen_ns: u64,
     timeout_ns: u64,
     live: bool,
@@ -145,6 +146,8 @@ pub struct FlowStats {
 pub struct FlowTable {
     map: FlowMap,
     slots: Vec<Slot>,
+    /// The (inbound, outbound) keys of each slot.
+    keys: Vec<[FlowKey; 2]>,
     free: Vec<u32>,
     capacity: usize,
     live: usize,
@@ -157,6 +160,7 @@ impl FlowTable {
         FlowTable {
             map: FlowMap::new(),
             slots: Vec::new(),
+            keys: Vec::new(),
             free: Vec::new(),
             capacity: capacity.max(1),
             live: 0,
@@ -219,8 +223,6 @@ impl FlowTable {
         }
         let slot = Slot {
             binding,
-            in_key,
-            out_key,
             last_seen_ns: now_ns,
             timeout_ns,
             live: true,
@@ -228,6 +230,7 @@ impl FlowTable {
         let idx = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
+                self.keys[i as usize] = [in_key, out_key];
                 i
             }
             None => {
@@ -235,6 +238,7 @@ impl FlowTable {
                     return false;
                 };
                 self.slots.push(slot);
+                self.keys.push([in_key, out_key]);
                 i
             }
         };
@@ -252,7 +256,7 @@ impl FlowTable {
             return;
         }
         slot.live = false;
-        let (a, b) = (slot.in_key, slot.out_key);
+        let [a, b] = self.keys[idx as usize];
         if self.map.get(a) == Some(idx) {
             self.map.remove(a);
         }
