@@ -393,10 +393,12 @@ impl CaptureWriter {
                 let frac = if nanosecond { frac } else { frac / 1000 } as u32;
                 self.reserve(16 + len)?;
                 let start = self.buf.len();
-                self.buf.extend_from_slice(&bo.u32_bytes(sec));
-                self.buf.extend_from_slice(&bo.u32_bytes(frac));
-                self.buf.extend_from_slice(&bo.u32_bytes(caplen));
-                self.buf.extend_from_slice(&bo.u32_bytes(meta.orig_len));
+                // One fixed-size append for the header: four small ones cost four copies.
+                let mut header = [0u8; 16];
+                for (at, v) in [sec, frac, caplen, meta.orig_len].into_iter().enumerate() {
+                    header[at * 4..at * 4 + 4].copy_from_slice(&bo.u32_bytes(v));
+                }
+                self.buf.extend_from_slice(&header);
                 self.buf.extend_from_slice(data);
                 Ok((start, start + 16))
             }
