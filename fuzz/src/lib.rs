@@ -385,7 +385,7 @@ pub fn check_conservation(r: &ReplayResult, packets_read: u64) {
 static RUN: AtomicU64 = AtomicU64::new(0);
 
 /// Replays `data` as a capture through the whole pipeline with the bandwidth package on; the
-/// input's length picks the mode (no output, police, shape, annotated; one or two threads), so every mode is
+/// input's length picks the mode (no output, police, shape, annotated; one or three threads), so every mode is
 /// fuzzed without spending input bytes. The counts must add up and the output must hold
 /// exactly the packets counted out.
 pub fn replay(data: &[u8]) {
@@ -403,7 +403,8 @@ pub fn replay(data: &[u8]) {
         bandwidth: Some(bandwidth),
         annotate: mode == 3,
         // Every other length runs the parallel pipeline, whose output must be the same.
-        threads: if (data.len() / 4) % 2 == 1 { 2 } else { 1 },
+        // Three threads: two translation workers, so sharding is fuzzed too.
+        threads: if (data.len() / 4) % 2 == 1 { 3 } else { 1 },
         ..ReplayOptions::default()
     };
     if mode == 0 {

@@ -73,7 +73,8 @@ pub struct Args {
     /// Draw offered vs carried rate over time, with the package's cap, as SVG.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Translation threads (default: the machine's cores). The output is byte-identical for
+    /// Threads (default: the machine's cores): 1 does everything on one thread; N > 1 reads on
+    /// one, translates on N - 1 and writes on the main thread. The output is byte-identical for
     /// every value.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,

@@ -36,8 +36,10 @@ pub struct ReplayOptions {
     pub annotate: bool,
     /// The bandwidth package to apply after translation, if any.
     pub bandwidth: Option<LimiterConfig>,
-    /// Translation threads; 0 or 1 translates on the calling thread. Output is byte-identical
-    /// for every value (see [`parallel`] for the one documented exception).
+    /// Threads: 0 or 1 does everything on the calling thread; N > 1 runs a reader thread,
+    /// N - 1 translation workers, and the calling thread for the bandwidth package and the
+    /// writer. Output is byte-identical for every value (see [`parallel`] for the one
+    /// documented exception).
     pub threads: usize,
 }
 
