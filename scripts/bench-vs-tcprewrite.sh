@@ -39,6 +39,9 @@ declare -A times
 run() { # name command...
     local name=$1; shift
     local t0 t1
+    # Untimed: write back the previous run's output first, so no run pays for another's dirty
+    # pages (without this, whichever tool follows `cp` was throttled by the kernel's writeback).
+    sync
     t0=$(date +%s.%N)
     "$@" >/dev/null 2>&1
     t1=$(date +%s.%N)

@@ -126,11 +126,17 @@ impl Source {
 /// `RELEASE_STEP` behind the read position back (they stay in the page cache).
 const RELEASE_STEP: u64 = 16 << 20;
 
+#[inline]
 fn release_behind(map: &Mmap, released: &mut u64, pos: u64) {
     let upto = pos.saturating_sub(RELEASE_STEP) & !(RELEASE_STEP - 1);
     if upto < *released + RELEASE_STEP {
         return;
     }
+    release_pages(map, released, upto);
+}
+
+#[inline(never)]
+fn release_pages(map: &Mmap, released: &mut u64, upto: u64) {
     let (Ok(offset), Ok(len)) = (
         usize::try_from(*released),
         usize::try_from(upto - *released),
@@ -140,12 +146,14 @@ fn release_behind(map: &Mmap, released: &mut u64, pos: u64) {
     // SAFETY: MADV_DONTNEED on a private, read-only file mapping only drops clean pages; a
     // later access would fault them in again from the file, unchanged. Every `fill` is called
     // with the start of the record about to be read, and packets are lent one at a time, so
-    // no borrowed byte lies before `pos`.
+    // no borrowed byte lies before the read position (of which `upto` is at least 16 MiB short).
     let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
     *released = upto;
 }
 
 impl Stream {
+    // Out of line: the mapped source's per-record check stays a few instructions.
+    #[inline(never)]
     fn fill(&mut self, pos: u64, n: usize) -> Result<u64, CaptureError> {
         let rel = pos.saturating_sub(self.base);
         if rel.saturating_add(n as u64) <= self.filled as u64 {
