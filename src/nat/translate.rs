@@ -274,6 +274,32 @@ struct L4 {
     tcp_flags: u8,
 }
 
+impl L4 {
+    /// The fields of a TCP segment `p` whose fixed 20-byte header was captured.
+    #[inline(always)]
+    fn tcp(p: &[u8; 20]) -> L4 {
+        L4 {
+            sport: u16::from_be_bytes([p[0], p[1]]),
+            dport: u16::from_be_bytes([p[2], p[3]]),
+            csum_at: Some(TCP_CHECKSUM),
+            udp: false,
+            tcp_flags: p[13],
+        }
+    }
+
+    /// The fields of a UDP datagram `p` whose 8-byte header was captured.
+    #[inline(always)]
+    fn udp(p: &[u8; 8]) -> L4 {
+        L4 {
+            sport: u16::from_be_bytes([p[0], p[1]]),
+            dport: u16::from_be_bytes([p[2], p[3]]),
+            csum_at: Some(UDP_CHECKSUM),
+            udp: true,
+            tcp_flags: 0,
+        }
+    }
+}
+
 impl<'t> Translator<'t> {
     /// A translator over `table`.
     pub fn new(table: &'t ForwardTable, config: Config) -> Translator<'t> {
@@ -362,30 +388,20 @@ impl<'t> Translator<'t> {
         let proto = header[9];
         let l4 = match proto {
             PROTO_TCP => {
-                let doff = usize::from(*payload.get(12)? >> 4) * 4;
-                if payload.len() < 20 || doff < 20 || doff > payload.len() {
+                let fixed = payload.first_chunk::<20>()?;
+                let doff = usize::from(fixed[12] >> 4) * 4;
+                if doff < 20 || doff > payload.len() {
                     return None;
                 }
-                L4 {
-                    sport: u16::from_be_bytes([payload[0], payload[1]]),
-                    dport: u16::from_be_bytes([payload[2], payload[3]]),
-                    csum_at: Some(TCP_CHECKSUM),
-                    udp: false,
-                    tcp_flags: payload[13],
-                }
+                L4::tcp(fixed)
             }
             PROTO_UDP => {
-                let ulen = usize::from(read16(payload, 4)?);
-                if payload.len() < 8 || ulen < 8 || ulen > payload.len() {
+                let fixed = payload.first_chunk::<8>()?;
+                let ulen = usize::from(u16::from_be_bytes([fixed[4], fixed[5]]));
+                if ulen < 8 || ulen > payload.len() {
                     return None;
                 }
-                L4 {
-                    sport: u16::from_be_bytes([payload[0], payload[1]]),
-                    dport: u16::from_be_bytes([payload[2], payload[3]]),
-                    csum_at: Some(UDP_CHECKSUM),
-                    udp: true,
-                    tcp_flags: 0,
-                }
+                L4::udp(fixed)
             }
             _ => return None,
         };
@@ -665,30 +681,24 @@ impl<'t> Translator<'t> {
         match ip.protocol() {
             PROTO_TCP => {
                 // RFC 1858: a first fragment must hold the whole fixed TCP header.
-                if p.len() < 20 {
+                let Some(fixed) = p.first_chunk::<20>() else {
                     return Err("TCP header cut short");
-                }
-                let doff = usize::from(p[12] >> 4) * 4;
+                };
+                let doff = usize::from(fixed[12] >> 4) * 4;
                 if doff < 20 || (whole && doff > l4_len) {
                     return Err("TCP data offset beyond the segment");
                 }
-                l4.sport = u16::from_be_bytes([p[0], p[1]]);
-                l4.dport = u16::from_be_bytes([p[2], p[3]]);
-                l4.tcp_flags = p[13];
-                l4.csum_at = Some(TCP_CHECKSUM);
+                l4 = L4::tcp(fixed);
             }
             PROTO_UDP => {
-                if p.len() < 8 {
+                let Some(fixed) = p.first_chunk::<8>() else {
                     return Err("UDP header cut short");
-                }
-                let ulen = usize::from(u16::from_be_bytes([p[4], p[5]]));
+                };
+                let ulen = usize::from(u16::from_be_bytes([fixed[4], fixed[5]]));
                 if !ip.is_fragment() && (ulen < 8 || ulen > l4_len) {
                     return Err("UDP length disagrees with the IP length");
                 }
-                l4.sport = u16::from_be_bytes([p[0], p[1]]);
-                l4.dport = u16::from_be_bytes([p[2], p[3]]);
-                l4.csum_at = Some(UDP_CHECKSUM);
-                l4.udp = true;
+                l4 = L4::udp(fixed);
             }
             PROTO_ICMP => {
                 if p.len() < 4 {
