@@ -393,12 +393,7 @@ impl CaptureWriter {
                 let frac = if nanosecond { frac } else { frac / 1000 } as u32;
                 self.reserve(16 + len)?;
                 let start = self.buf.len();
-                // One fixed-size append for the header: four small ones cost four copies.
-                let mut header = [0u8; 16];
-                for (at, v) in [sec, frac, caplen, meta.orig_len].into_iter().enumerate() {
-                    header[at * 4..at * 4 + 4].copy_from_slice(&bo.u32_bytes(v));
-                }
-                self.buf.extend_from_slice(&header);
+                put_words(&mut self.buf, bo, [sec, frac, caplen, meta.orig_len]);
                 self.buf.extend_from_slice(data);
                 Ok((start, start + 16))
             }
@@ -424,14 +419,17 @@ impl CaptureWriter {
                 // total < MAX_RECORD_LEN, checked above through len and comment_len.
                 let total32 = total as u32;
                 let start = self.buf.len();
-                self.buf.extend_from_slice(&bo.u32_bytes(6));
-                self.buf.extend_from_slice(&bo.u32_bytes(total32));
-                self.buf.extend_from_slice(&bo.u32_bytes(meta.interface));
-                self.buf
-                    .extend_from_slice(&bo.u32_bytes((units >> 32) as u32));
-                self.buf.extend_from_slice(&bo.u32_bytes(units as u32));
-                self.buf.extend_from_slice(&bo.u32_bytes(caplen));
-                self.buf.extend_from_slice(&bo.u32_bytes(meta.orig_len));
+                let (ts_high, ts_low) = ((units >> 32) as u32, units as u32);
+                let header = [
+                    6,
+                    total32,
+                    meta.interface,
+                    ts_high,
+                    ts_low,
+                    caplen,
+                    meta.orig_len,
+                ];
+                put_words(&mut self.buf, bo, header);
                 self.buf.extend_from_slice(data);
                 self.buf.resize(self.buf.len() + pad(len) - len, 0);
                 if let Some(c) = comment {
@@ -492,4 +490,15 @@ impl CaptureWriter {
             None => Ok(()),
         }
     }
+}
+
+/// Appends `values` as consecutive 32-bit words in byte order `bo`, in one copy: a record
+/// header written field by field cost a copy (and a capacity check) per field.
+#[inline]
+fn put_words<const N: usize>(buf: &mut Vec<u8>, bo: ByteOrder, values: [u32; N]) {
+    let mut bytes = [[0u8; 4]; N];
+    for (b, v) in bytes.iter_mut().zip(values) {
+        *b = bo.u32_bytes(v);
+    }
+    buf.extend_from_slice(bytes.as_flattened());
 }
