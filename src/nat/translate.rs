@@ -413,8 +413,7 @@ impl<'t> Translator<'t> {
             dport: l4.dport,
         };
         let tmo = flow_timeout(proto, l4.tcp_flags);
-        let inbound = self.table.is_eip(before.dst);
-        let bound = self.bind(before, inbound, meta.ts_ns, tmo);
+        let (inbound, bound) = self.bind(before, meta.ts_ns, tmo);
         let mut out = Outcome {
             verdict: Verdict::PassForeign,
             before,
@@ -522,8 +521,7 @@ impl<'t> Translator<'t> {
         let (src, dst) = (out.before.src, out.before.dst);
         let tmo = flow_timeout(proto, l4.tcp_flags);
 
-        let inbound = self.table.is_eip(dst);
-        let bound = self.bind(out.before, inbound, now, tmo);
+        let (inbound, bound) = self.bind(out.before, now, tmo);
 
         let first_fragment = ip.more_frags();
         let ident = ip.ident();
@@ -587,20 +585,31 @@ impl<'t> Translator<'t> {
         out
     }
 
-    /// The binding of a TCP/UDP/ICMP-query packet with tuple `t` (`inbound`: sent to an EIP):
-    /// its flow's, refreshed, or a new one made from the forward table (returned with `true`);
-    /// `None` when no entry applies.
+    /// The direction of a TCP/UDP/ICMP-query packet with tuple `t` (true: sent to an EIP) and
+    /// its binding: its flow's, refreshed, or a new one made from the forward table (returned
+    /// with `true`); `None` when no entry applies.
     #[inline(always)]
-    fn bind(&mut self, t: Tuple, inbound: bool, now: u64, tmo: u64) -> Option<(Binding, bool)> {
-        let key = if inbound {
-            FlowKey::inbound(t.proto, t.src, t.sport, t.dst, t.dport)
-        } else {
-            FlowKey::outbound(t.proto, t.src, t.sport, t.dst, t.dport)
-        };
-        match self.flows.touch(key, now, tmo) {
-            Some(b) => Some((b, false)),
-            None => self.bind_new(t, inbound, key, now, tmo).map(|b| (b, true)),
+    fn bind(&mut self, t: Tuple, now: u64, tmo: u64) -> (bool, Option<(Binding, bool)>) {
+        // Every inbound key in the flow table has an EIP as its destination (both ways of
+        // making one put it there), so a hit on the inbound key settles the direction without
+        // asking the forward table; for any other destination the probe misses and changes
+        // nothing.
+        let in_key = FlowKey::inbound(t.proto, t.src, t.sport, t.dst, t.dport);
+        if let Some(b) = self.flows.touch(in_key, now, tmo) {
+            return (true, Some((b, false)));
         }
+        if self.table.is_eip(t.dst) {
+            let bound = self.bind_new(t, true, in_key, now, tmo);
+            return (true, bound.map(|b| (b, true)));
+        }
+        let out_key = FlowKey::outbound(t.proto, t.src, t.sport, t.dst, t.dport);
+        let bound = match self.flows.touch(out_key, now, tmo) {
+            Some(b) => Some((b, false)),
+            None => self
+                .bind_new(t, false, out_key, now, tmo)
+                .map(|b| (b, true)),
+        };
+        (false, bound)
     }
 
     /// A new flow's binding from the forward table, recorded under both of its keys.
