@@ -356,29 +356,16 @@ fn below_the_cap_the_package_changes_nothing() {
     let path = |b: &PathBuf| b.to_str().unwrap().to_string();
     let (a, b, ra, rb) = (p("a.pcap"), p("b.pcap"), p("a.json"), p("b.json"));
     let i = path(&input);
-    ok(&dnatsim(&[
-        "replay",
-        &i,
-        "-r",
-        RULES,
-        "-q",
-        "-o",
-        &path(&a),
-        "--report",
-        &path(&ra),
-    ]));
-    ok(&dnatsim(&[
-        "replay",
-        &i,
-        "-r",
-        RULES,
-        "-q",
-        "-o",
-        &path(&b),
-        "--report",
-        &path(&rb),
-        "--no-bandwidth",
-    ]));
+    let replay = |out: &PathBuf, report: &PathBuf, extra: &[&str]| {
+        let (out, report) = (path(out), path(report));
+        let mut args = vec![
+            "replay", &i, "-r", RULES, "-q", "-o", &out, "--report", &report,
+        ];
+        args.extend_from_slice(extra);
+        ok(&dnatsim(&args));
+    };
+    replay(&a, &ra, &[]);
+    replay(&b, &rb, &["--no-bandwidth"]);
     let with = read_report(&ra);
     let without = read_report(&rb);
     assert_eq!(u(&with["dropped"]["rate_limited"]), 0);

@@ -64,6 +64,8 @@ const MAX_DATAGRAM_LEN: usize = 65_535;
 /// An IPv4 5-tuple in host order; ports are 0 for protocols without them and the identifier
 /// (in both fields) for ICMP queries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+// Padding only at the end: with a hole between fields, copies of it were made byte by byte on
+// the per-packet path.
 #[repr(C, align(8))]
 pub struct Tuple {
     /// Source address.
@@ -278,24 +280,24 @@ impl L4 {
     /// The fields of a TCP segment `p` whose fixed 20-byte header was captured.
     #[inline(always)]
     fn tcp(p: &[u8; 20]) -> L4 {
-        L4 {
-            sport: u16::from_be_bytes([p[0], p[1]]),
-            dport: u16::from_be_bytes([p[2], p[3]]),
-            csum_at: Some(TCP_CHECKSUM),
-            udp: false,
-            tcp_flags: p[13],
-        }
+        L4::ported(p, TCP_CHECKSUM, false, p[13])
     }
 
     /// The fields of a UDP datagram `p` whose 8-byte header was captured.
     #[inline(always)]
     fn udp(p: &[u8; 8]) -> L4 {
+        L4::ported(p, UDP_CHECKSUM, true, 0)
+    }
+
+    /// Both protocols start with the source and destination ports.
+    #[inline(always)]
+    fn ported(p: &[u8], csum_at: usize, udp: bool, tcp_flags: u8) -> L4 {
         L4 {
             sport: u16::from_be_bytes([p[0], p[1]]),
             dport: u16::from_be_bytes([p[2], p[3]]),
-            csum_at: Some(UDP_CHECKSUM),
-            udp: true,
-            tcp_flags: 0,
+            csum_at: Some(csum_at),
+            udp,
+            tcp_flags,
         }
     }
 }
@@ -378,10 +380,6 @@ impl<'t> Translator<'t> {
         let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
         // Whole (not snapped), so the transport checksum can be verified.
         let payload = rest.get_mut(..total.checked_sub(MIN_HEADER_LEN)?)?;
-        let (header_sum, addresses_sum) = header_sums_ne(header);
-        if !checksum::is_all_ones(header_sum) {
-            return None;
-        }
         if !self.config.keep_ttl && header[8] <= 1 {
             return None;
         }
@@ -405,6 +403,12 @@ impl<'t> Translator<'t> {
             }
             _ => return None,
         };
+        // Summed only now, so the packets the fast path declines on their fields alone (ICMP,
+        // other protocols, expiring TTLs) are not summed here and again by the general path.
+        let (header_sum, addresses_sum) = header_sums_ne(header);
+        if !checksum::is_all_ones(header_sum) {
+            return None;
+        }
         let before = Tuple {
             proto,
             src: u32::from_be_bytes([header[12], header[13], header[14], header[15]]),
@@ -1117,17 +1121,16 @@ fn rewrite(
 
 /// Verifies a whole, unfragmented TCP or UDP segment's checksum.
 fn l4_checksum_ok(ip: &Ipv4Packet<&mut [u8]>, proto: u8) -> bool {
-    segment_checksum_ok(ip.src(), ip.dst(), proto, ip.payload())
+    segment_verifies(
+        checksum::addresses_sum_ne(ip.src(), ip.dst()),
+        proto,
+        ip.payload(),
+    )
 }
 
-/// Verifies the checksum of the TCP or UDP segment `p` (the IP payload) between `src` and
-/// `dst`; UDP's omitted checksum (0) counts as valid, and UDP covers only its own length.
-#[inline]
-fn segment_checksum_ok(src: u32, dst: u32, proto: u8, p: &[u8]) -> bool {
-    segment_verifies(checksum::addresses_sum_ne(src, dst), proto, p)
-}
-
-/// [`segment_checksum_ok`] given the native-order sum of the two addresses.
+/// Verifies the checksum of the TCP or UDP segment `p` (the IP payload), given the
+/// native-order sum of its two addresses; UDP's omitted checksum (0) counts as valid, and UDP
+/// covers only its own length.
 #[inline(always)]
 fn segment_verifies(addresses_sum_ne: u64, proto: u8, p: &[u8]) -> bool {
     let len = if proto == PROTO_UDP {

@@ -38,7 +38,7 @@ pub struct ReplayOptions {
     pub bandwidth: Option<LimiterConfig>,
     /// Threads: 0 or 1 does everything on the calling thread; N > 1 runs a reader thread,
     /// N - 1 translation workers, and the calling thread for the bandwidth package and the
-    /// writer. Output is byte-identical for every value (see [`parallel`] for the one
+    /// writer. Output is byte-identical for every value (see the `parallel` module for the one
     /// documented exception).
     pub threads: usize,
 }

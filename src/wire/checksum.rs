@@ -124,12 +124,6 @@ pub fn pseudo_header_sum(src: u32, dst: u32, protocol: u8, l4_len: u16) -> u64 {
         + u64::from(l4_len)
 }
 
-/// [`pseudo_header_sum`] in the machine's byte order, to add to a [`sum_ne`] accumulator.
-#[inline]
-pub fn pseudo_header_sum_ne(src: u32, dst: u32, protocol: u8, l4_len: u16) -> u64 {
-    addresses_sum_ne(src, dst) + pseudo_header_tail_ne(protocol, l4_len)
-}
-
 /// The two addresses of a pseudo-header, summed in the machine's byte order.
 #[inline]
 pub fn addresses_sum_ne(src: u32, dst: u32) -> u64 {
@@ -137,8 +131,8 @@ pub fn addresses_sum_ne(src: u32, dst: u32) -> u64 {
     u64::from(s >> 16) + u64::from(s & 0xffff) + u64::from(d >> 16) + u64::from(d & 0xffff)
 }
 
-/// The part of [`pseudo_header_sum_ne`] after the two addresses, for callers that already
-/// hold the addresses' sum (as [`crate::wire::ipv4::header_sums_ne`] gives it).
+/// The rest of a pseudo-header in the machine's byte order, to add to [`addresses_sum_ne`] (or
+/// the addresses' sum [`crate::wire::ipv4::header_sums_ne`] gives) and a [`sum_ne`].
 #[inline]
 pub fn pseudo_header_tail_ne(protocol: u8, l4_len: u16) -> u64 {
     u64::from(u16::from(protocol).to_be()) + u64::from(l4_len.to_be())
@@ -243,7 +237,7 @@ mod tests {
     #[test]
     fn native_pseudo_header_matches_network_order() {
         let (src, dst) = (0xc633_6401, 0xcb00_714f);
-        let ne = fold(pseudo_header_sum_ne(src, dst, 6, 1480));
+        let ne = fold(addresses_sum_ne(src, dst) + pseudo_header_tail_ne(6, 1480));
         assert_eq!(to_network(ne), fold(pseudo_header_sum(src, dst, 6, 1480)));
     }
 
