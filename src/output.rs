@@ -1,22 +1,54 @@
 //! Output files are written whole or not at all: into a temporary file beside the
 //! destination, renamed over it only when complete.
+//!
+//! A destination that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) cannot
+//! be replaced: renaming over `/dev/null` would turn the device into a file for the whole
+//! machine. Such a destination is written directly. A symbolic link is followed, so the file it
+//! names is replaced and the link stays.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// A file being written; it appears under its real name only on [`TempFile::commit`], and
-/// is removed if dropped before.
+/// is removed if dropped before (unless the destination is a device or FIFO, written directly).
 #[derive(Debug)]
 pub struct TempFile {
     file: Option<File>,
+    /// Empty when writing directly, or once committed: nothing for Drop to remove.
     tmp: PathBuf,
     dest: PathBuf,
 }
 
 impl TempFile {
-    /// Creates `.NAME.tmp-PID` in the destination's directory.
+    /// Creates `.NAME.tmp-PID` in the destination's directory; opens the destination itself
+    /// when it exists and is not a regular file.
     pub fn create(dest: &Path) -> io::Result<TempFile> {
+        // metadata() follows links: a link to a device is a device.
+        if let Ok(meta) = fs::metadata(dest)
+            && !meta.is_file()
+        {
+            if meta.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "the path is a directory",
+                ));
+            }
+            let file = OpenOptions::new().write(true).open(dest)?;
+            return Ok(TempFile {
+                file: Some(file),
+                tmp: PathBuf::new(),
+                dest: dest.to_path_buf(),
+            });
+        }
+        let linked;
+        let dest = match fs::symlink_metadata(dest) {
+            Ok(m) if m.file_type().is_symlink() => {
+                linked = fs::canonicalize(dest)?;
+                linked.as_path()
+            }
+            _ => dest,
+        };
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -52,6 +84,9 @@ impl TempFile {
         if let Some(mut f) = self.file.take() {
             f.flush()?;
             drop(f);
+        }
+        if self.tmp.as_os_str().is_empty() {
+            return Ok(());
         }
         let result = fs::rename(&self.tmp, &self.dest);
         if result.is_err() {
@@ -100,5 +135,55 @@ mod tests {
         );
         write_whole(&dest, b"new").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"new");
+    }
+
+    /// A FIFO stands for `/dev/null` and the like: testing on `/dev/null` itself would, on a
+    /// regression, break the machine's `/dev/null` for everything else.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_written_directly_and_stays() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        match std::process::Command::new("mkfifo").arg(&fifo).status() {
+            Ok(s) if s.success() => {}
+            _ => {
+                eprintln!("skipped: mkfifo is not available");
+                return;
+            }
+        }
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        write_whole(&fifo, b"through the pipe").unwrap();
+        assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_is_followed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.pcap");
+        let link = dir.path().join("link.pcap");
+        fs::write(&target, b"old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_whole(&link, b"new").unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(write_whole(dir.path(), b"x").is_err());
     }
 }
