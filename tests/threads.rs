@@ -129,7 +129,7 @@ fn zero_length_records_are_written_by_every_path() {
         w.write_record(&meta, data, None).unwrap();
     }
     w.finish().unwrap();
-    for (threads, annotate) in [(1, false), (2, false), (1, true), (2, true)] {
+    for (threads, annotate) in [1, 2, 3].into_iter().flat_map(|t| [(t, false), (t, true)]) {
         let options = ReplayOptions {
             threads,
             annotate,
@@ -153,7 +153,8 @@ fn zero_length_records_are_written_by_every_path() {
 #[test]
 fn a_failing_writer_stops_every_thread() {
     // Writing to /dev/full fails once the 2 MiB buffer spills; the run must end with an error,
-    // not wait forever on workers blocked behind it.
+    // not wait forever on workers blocked behind it, or on the thread that writes (2 threads).
+    // Both ways there: standard output, and `-o /dev/full` (a device, so written directly).
     let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
         println!("SKIPPED: /dev/full is not here");
         return;
@@ -167,7 +168,10 @@ fn a_failing_writer_stops_every_thread() {
         ..GenConfig::default()
     };
     generate_capture(&rules, &config, &input);
-    for threads in ["1", "2"] {
+    for (threads, output) in ["1", "2", "3"]
+        .into_iter()
+        .flat_map(|t| [(t, "-"), (t, "/dev/full")])
+    {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dnatsim"))
             .args([
                 "replay",
@@ -175,7 +179,7 @@ fn a_failing_writer_stops_every_thread() {
                 "-r",
                 "pcaps/seed/rules.toml",
                 "-o",
-                "-",
+                output,
             ])
             .args(["-q", "--threads", threads])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -196,7 +200,14 @@ fn a_failing_writer_stops_every_thread() {
         };
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(status.code(), Some(1), "--threads {threads}: {err}");
-        assert!(err.contains("No space left"), "--threads {threads}: {err}");
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "--threads {threads} -o {output}: {err}"
+        );
+        assert!(
+            err.contains("No space left"),
+            "--threads {threads} -o {output}: {err}"
+        );
     }
 }

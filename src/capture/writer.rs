@@ -118,8 +118,94 @@ enum Sink {
     Stdout(io::Stdout),
 }
 
+/// Full buffers in flight to the write-behind thread: one queued while one is written and
+/// one is filled, so the caller waits only when the writes fall behind.
+const BUFFERS_IN_FLIGHT: usize = 3;
+
+/// A thread that writes full buffers while the caller fills the next one, so the system calls
+/// (the kernel's copy into the page cache, and any writeback stall) overlap the caller's work.
+struct WriteBehind {
+    /// Closed to tell the thread the output is over.
+    full_tx: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    /// Written buffers come back here, emptied, for reuse.
+    empty_rx: crossbeam_channel::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+    allocated: usize,
+}
+
+impl WriteBehind {
+    fn start(mut out: Box<dyn Write + Send>) -> WriteBehind {
+        let (full_tx, full_rx) = crossbeam_channel::bounded::<Vec<u8>>(1);
+        let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(BUFFERS_IN_FLIGHT);
+        let thread = std::thread::spawn(move || {
+            for mut buf in full_rx {
+                out.write_all(&buf)?;
+                buf.clear();
+                // The caller may have stopped taking buffers back; the buffer is then freed.
+                let _ = empty_tx.try_send(buf);
+            }
+            out.flush()
+        });
+        WriteBehind {
+            full_tx: Some(full_tx),
+            empty_rx,
+            thread: Some(thread),
+            allocated: 1,
+        }
+    }
+
+    /// Queues `full` and returns an empty buffer to fill; an error is the thread's.
+    fn swap(&mut self, full: Vec<u8>) -> io::Result<Vec<u8>> {
+        let next = match self.empty_rx.try_recv() {
+            Ok(b) => b,
+            Err(_) if self.allocated < BUFFERS_IN_FLIGHT => {
+                self.allocated += 1;
+                Vec::with_capacity(BUF_CAP)
+            }
+            Err(_) => match self.empty_rx.recv() {
+                Ok(b) => b,
+                // The thread ended before the output did: only a failed write ends it.
+                Err(_) => return Err(self.stop()),
+            },
+        };
+        let sent = self.full_tx.as_ref().map(|tx| tx.send(full));
+        match sent {
+            Some(Ok(())) => Ok(next),
+            _ => Err(self.stop()),
+        }
+    }
+
+    /// Waits for every queued buffer to be written; the thread's error, if it failed.
+    fn finish(&mut self) -> io::Result<()> {
+        self.full_tx.take();
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(io::Error::other("the output thread stopped unexpectedly")),
+        }
+    }
+
+    /// The error that stopped the thread (it is stopped when this is called).
+    fn stop(&mut self) -> io::Error {
+        match self.finish() {
+            Err(e) => e,
+            Ok(()) => io::Error::other("the output thread stopped early"),
+        }
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        // Join, so nothing writes to the temporary file after its owner removes it.
+        let _ = self.finish();
+    }
+}
+
 /// Writes pcap or pcapng to a temporary file renamed over the destination by `finish`.
 pub struct CaptureWriter {
+    /// Set by [`CaptureWriter::write_behind`]. Declared first: dropping the writer joins the
+    /// thread before the temporary file is removed.
+    behind: Option<WriteBehind>,
     /// `None` once finished or failed past recovery.
     sink: Option<Sink>,
     dest: PathBuf,
@@ -185,6 +271,7 @@ impl CaptureWriter {
             records: 0,
             fsync: config.fsync,
             lenient_snaplen: config.lenient_snaplen,
+            behind: None,
         };
         match config.format {
             Format::Pcap {
@@ -455,7 +542,42 @@ impl CaptureWriter {
         Ok(())
     }
 
+    /// From now on, full buffers are written by a thread of their own while the caller goes on
+    /// filling the next one. The bytes written are the same; a write error surfaces at a later
+    /// call or at [`CaptureWriter::finish`].
+    pub fn write_behind(&mut self) -> Result<(), CaptureError> {
+        if self.behind.is_some() {
+            return Ok(());
+        }
+        let out: Box<dyn Write + Send> = match &mut self.sink {
+            // A second handle on the same open file (and offset): only the thread writes now.
+            Some(Sink::File(temp)) => Box::new(
+                temp.file()
+                    .and_then(|f| f.try_clone())
+                    .map_err(|source| self.write_err(source))?,
+            ),
+            Some(Sink::Stdout(_)) => match stdout_handle() {
+                Some(out) => out,
+                // Without a handle of its own the thread would wait on the caller's lock.
+                None => return Ok(()),
+            },
+            None => return Ok(()),
+        };
+        self.behind = Some(WriteBehind::start(out));
+        Ok(())
+    }
+
     fn flush_buf(&mut self) -> Result<(), CaptureError> {
+        if let Some(behind) = &mut self.behind {
+            let full = std::mem::take(&mut self.buf);
+            return match behind.swap(full) {
+                Ok(next) => {
+                    self.buf = next;
+                    Ok(())
+                }
+                Err(source) => Err(self.write_err(source)),
+            };
+        }
         let res = match &mut self.sink {
             Some(Sink::File(temp)) => temp.file().and_then(|f| f.write_all(&self.buf)),
             Some(Sink::Stdout(out)) => out.lock().write_all(&self.buf),
@@ -476,6 +598,9 @@ impl CaptureWriter {
     /// discarded.
     pub fn finish(mut self) -> Result<(), CaptureError> {
         self.flush_buf()?;
+        if let Some(mut behind) = self.behind.take() {
+            behind.finish().map_err(|source| self.write_err(source))?;
+        }
         match self.sink.take() {
             Some(Sink::File(mut temp)) => {
                 let res = (|| {
@@ -489,6 +614,21 @@ impl CaptureWriter {
             Some(Sink::Stdout(mut out)) => out.flush().map_err(|source| self.write_err(source)),
             None => Ok(()),
         }
+    }
+}
+
+/// A handle on standard output that bypasses `io::Stdout`'s lock, which the caller may hold
+/// for its own lines while the write-behind thread writes the capture.
+fn stdout_handle() -> Option<Box<dyn Write + Send>> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        let fd = io::stdout().as_fd().try_clone_to_owned().ok()?;
+        Some(Box::new(fs::File::from(fd)))
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 

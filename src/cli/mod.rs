@@ -59,10 +59,27 @@ pub fn main() -> i32 {
             if is_broken_pipe(&e) {
                 return 0;
             }
-            let _ = writeln!(io::stderr(), "dnatsim: error: {e:#}");
+            let _ = writeln!(io::stderr(), "dnatsim: error: {}", describe(&e));
             1
         }
     }
+}
+
+/// The error and its causes joined by ": ", each cause once: our typed errors name their
+/// operating-system reason in their own message, and anyhow's `{:#}` would repeat it.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// A reader that went away (`dnatsim ... | head`) is not an error.
@@ -89,4 +106,25 @@ struct RulesArg {
     /// The rules file (TOML): gateway, bandwidth package and forward entries.
     #[arg(long, short = 'r', value_name = "RULES")]
     rules: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_each_cause_once() {
+        let write = dnatsim::capture::CaptureError::Write {
+            path: "out.pcap".into(),
+            source: io::Error::from(io::ErrorKind::StorageFull),
+        };
+        let reason = io::Error::from(io::ErrorKind::StorageFull).to_string();
+        let e = anyhow::Error::new(write).context("replaying in.pcap");
+        assert_eq!(
+            describe(&e),
+            format!("replaying in.pcap: cannot write out.pcap: {reason}")
+        );
+        let plain = anyhow::anyhow!("bad").context("outer");
+        assert_eq!(describe(&plain), "outer: bad");
+    }
 }

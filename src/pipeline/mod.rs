@@ -36,10 +36,11 @@ pub struct ReplayOptions {
     pub annotate: bool,
     /// The bandwidth package to apply after translation, if any.
     pub bandwidth: Option<LimiterConfig>,
-    /// Threads: 0 or 1 does everything on the calling thread; N > 1 runs a reader thread,
-    /// N - 1 translation workers, and the calling thread for the bandwidth package and the
-    /// writer. Output is byte-identical for every value (see the `parallel` module for the one
-    /// documented exception).
+    /// Threads: 0 or 1 does everything on the calling thread; 2 does everything there but
+    /// the output's write system calls, which a second thread makes while the first fills the
+    /// next buffer; N > 2 runs a reader thread, N - 2 translation workers, and the calling
+    /// thread for the bandwidth package and the writer. Output is byte-identical for every
+    /// value (see the `parallel` module for the one documented exception).
     pub threads: usize,
 }
 
@@ -103,8 +104,16 @@ pub fn replay(
     options: &ReplayOptions,
     observer: &mut impl Observer,
 ) -> Result<ReplayResult, ReplayError> {
-    if options.threads > 1 {
+    if options.threads > 2 {
         return parallel::replay(reader, writer, table, options, observer);
+    }
+    let mut writer = writer;
+    if options.threads == 2
+        && let Some(w) = writer.as_deref_mut()
+    {
+        // On two cores the translation is cheap next to the I/O (README, "Threads"): the
+        // best second stage is the one that copies into the page cache.
+        w.write_behind()?;
     }
     let mut translator = Translator::new(table, options.translator);
     let mut sink = Sink::new(writer, table, options);

@@ -97,9 +97,8 @@ fn shard(table: &ForwardTable, link_type: u16, frame: &[u8], workers: usize) -> 
     (u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % workers
 }
 
-/// Replays with `options.threads - 1` translation workers (at least one) between the reader
-/// thread and this one: with two cores, two workers plus the reader and the writer would be
-/// four busy threads, and measured end to end one worker is faster (README, "Benchmarks").
+/// Replays with `options.threads - 2` translation workers (at least one) between the reader
+/// thread and this one, so that the run has `options.threads` busy threads.
 pub(super) fn replay(
     reader: &mut CaptureReader,
     writer: Option<&mut CaptureWriter>,
@@ -107,7 +106,7 @@ pub(super) fn replay(
     options: &ReplayOptions,
     observer: &mut impl Observer,
 ) -> Result<ReplayResult, ReplayError> {
-    let workers = options.threads.saturating_sub(1).max(1);
+    let workers = options.threads.saturating_sub(2).max(1);
     let (info_tx, info_rx) = bounded::<Info>(DEPTH);
     let (free_tx, free_rx) = unbounded::<Batch>();
     let mut work_txs = Vec::new();
