@@ -1071,3 +1071,79 @@ fn open_and_create_errors_name_the_path() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- write-behind
+
+/// Writes 20,000 records of up to 1,500 bytes (several 2 MiB buffers), kept or discarded by
+/// turns; with `behind`, a drain on another thread does the writing.
+fn write_many(path: &Path, behind: bool) -> Result<(), CaptureError> {
+    let mut w = CaptureWriter::create(path, &WriterConfig::pcapng(vec![Interface::new(1, 0)]))?;
+    std::thread::scope(|s| {
+        if behind {
+            let drain = w
+                .write_behind()?
+                .expect("a file can be written from another thread");
+            s.spawn(move || drain.run());
+        }
+        let written = write_records(&mut w);
+        // On every path: the drain runs until write-behind ends, and the scope waits for it.
+        let ended = w.end_write_behind();
+        written.and(ended)
+    })?;
+    w.finish()
+}
+
+fn write_records(w: &mut CaptureWriter) -> Result<(), CaptureError> {
+    let mut data = vec![0u8; 1500];
+    for i in 0..20_000u32 {
+        let len = (i as usize * 7919) % 1500;
+        data[..4].copy_from_slice(&i.to_be_bytes());
+        let meta = RecordMeta {
+            ts_ns: i64::from(i) * 1000,
+            orig_len: len as u32,
+            interface: 0,
+        };
+        w.write_in_place(&meta, &data[..len], |b| {
+            b.iter_mut().skip(4).for_each(|x| *x = x.wrapping_add(1));
+            i % 3 != 1
+        })?;
+        if i % 500 == 0 {
+            w.write_record(&meta, b"plain", Some("a comment"))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn write_behind_writes_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (direct, behind) = (dir.path().join("direct"), dir.path().join("behind"));
+    write_many(&direct, false).unwrap();
+    write_many(&behind, true).unwrap();
+    let (a, b) = (
+        std::fs::read(&direct).unwrap(),
+        std::fs::read(&behind).unwrap(),
+    );
+    assert!(a.len() > 3 * (2 << 20), "the output spans several buffers");
+    assert!(a == b, "write-behind changed the output");
+    let mut r = CaptureReader::open(&behind).unwrap();
+    let mut n = 0;
+    while r.next_packet().unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 20_000 - 6_667 + 40);
+}
+
+#[test]
+fn write_behind_reports_a_failed_write() {
+    if !Path::new("/dev/full").exists() {
+        println!("SKIPPED: /dev/full is not here");
+        return;
+    }
+    let e = write_many(Path::new("/dev/full"), true).unwrap_err();
+    assert!(
+        matches!(&e, CaptureError::Write { path, source }
+            if path == Path::new("/dev/full") && source.raw_os_error() == Some(28)),
+        "{e}"
+    );
+}

@@ -6,6 +6,7 @@
 //! never leaves a half-written output or destroys an earlier one.
 
 use crate::output::TempFile;
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, unbounded};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -118,94 +119,95 @@ enum Sink {
     Stdout(io::Stdout),
 }
 
-/// Full buffers in flight to the write-behind thread: one queued while one is written and
-/// one is filled, so the caller waits only when the writes fall behind.
+/// Output buffers in circulation with write-behind: one being filled, one queued, one being
+/// written, so the caller waits only when the writes fall behind.
 const BUFFERS_IN_FLIGHT: usize = 3;
 
-/// A thread that writes full buffers while the caller fills the next one, so the system calls
-/// (the kernel's copy into the page cache, and any writeback stall) overlap the caller's work.
-struct WriteBehind {
-    /// Closed to tell the thread the output is over.
-    full_tx: Option<crossbeam_channel::Sender<Vec<u8>>>,
-    /// Written buffers come back here, emptied, for reuse.
-    empty_rx: crossbeam_channel::Receiver<Vec<u8>>,
-    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+/// The writer's side of write-behind: full buffers go out, emptied ones (or the error that
+/// stopped the writes) come back.
+struct Behind {
+    /// Closed to tell the drain the output is over.
+    full_tx: Option<Sender<Vec<u8>>>,
+    empty_rx: Receiver<io::Result<Vec<u8>>>,
     allocated: usize,
 }
 
-impl WriteBehind {
-    fn start(mut out: Box<dyn Write + Send>) -> WriteBehind {
-        let (full_tx, full_rx) = crossbeam_channel::bounded::<Vec<u8>>(1);
-        let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(BUFFERS_IN_FLIGHT);
-        let thread = std::thread::spawn(move || {
-            for mut buf in full_rx {
-                out.write_all(&buf)?;
-                buf.clear();
-                // The caller may have stopped taking buffers back; the buffer is then freed.
-                let _ = empty_tx.try_send(buf);
-            }
-            out.flush()
-        });
-        WriteBehind {
-            full_tx: Some(full_tx),
-            empty_rx,
-            thread: Some(thread),
-            allocated: 1,
-        }
-    }
-
-    /// Queues `full` and returns an empty buffer to fill; an error is the thread's.
+impl Behind {
+    /// Queues `full` and returns an empty buffer to fill; an error is the drain's.
     fn swap(&mut self, full: Vec<u8>) -> io::Result<Vec<u8>> {
         let next = match self.empty_rx.try_recv() {
-            Ok(b) => b,
-            Err(_) if self.allocated < BUFFERS_IN_FLIGHT => {
+            Ok(r) => r?,
+            Err(TryRecvError::Empty) if self.allocated < BUFFERS_IN_FLIGHT => {
                 self.allocated += 1;
                 Vec::with_capacity(BUF_CAP)
             }
-            Err(_) => match self.empty_rx.recv() {
-                Ok(b) => b,
-                // The thread ended before the output did: only a failed write ends it.
-                Err(_) => return Err(self.stop()),
-            },
+            Err(TryRecvError::Empty) => self.empty_rx.recv().map_err(|_| drain_gone())??,
+            Err(TryRecvError::Disconnected) => return Err(drain_gone()),
         };
-        let sent = self.full_tx.as_ref().map(|tx| tx.send(full));
-        match sent {
-            Some(Ok(())) => Ok(next),
-            _ => Err(self.stop()),
-        }
+        let tx = self.full_tx.as_ref().ok_or_else(drain_gone)?;
+        tx.send(full).map_err(|_| drain_gone())?;
+        Ok(next)
     }
 
-    /// Waits for every queued buffer to be written; the thread's error, if it failed.
-    fn finish(&mut self) -> io::Result<()> {
+    /// Closes the queue and waits until the drain has written it all; its error, if any.
+    fn end(&mut self) -> io::Result<()> {
         self.full_tx.take();
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(_)) => Err(io::Error::other("the output thread stopped unexpectedly")),
+        let mut result = Ok(());
+        for r in self.empty_rx.iter() {
+            if let Err(e) = r {
+                result = Err(e);
+            }
         }
-    }
-
-    /// The error that stopped the thread (it is stopped when this is called).
-    fn stop(&mut self) -> io::Error {
-        match self.finish() {
-            Err(e) => e,
-            Ok(()) => io::Error::other("the output thread stopped early"),
-        }
+        result
     }
 }
 
-impl Drop for WriteBehind {
-    fn drop(&mut self) {
-        // Join, so nothing writes to the temporary file after its owner removes it.
-        let _ = self.finish();
+fn drain_gone() -> io::Error {
+    io::Error::other("the thread writing the output stopped unexpectedly")
+}
+
+/// The far end of [`CaptureWriter::write_behind`]: whoever holds it writes the full buffers
+/// the writer queues, on a thread of its choosing, until the writer ends write-behind.
+pub struct OutputDrain {
+    out: Box<dyn Write + Send>,
+    full_rx: Receiver<Vec<u8>>,
+    empty_tx: Sender<io::Result<Vec<u8>>>,
+    failed: bool,
+}
+
+impl OutputDrain {
+    /// Where full buffers arrive; select on it to write them as they come.
+    pub fn pending(&self) -> &Receiver<Vec<u8>> {
+        &self.full_rx
+    }
+
+    /// Writes one buffer from [`OutputDrain::pending`] and hands it back emptied. After a
+    /// failed write, later buffers are dropped unwritten; the writer reports the error.
+    pub fn write(&mut self, mut buf: Vec<u8>) {
+        if self.failed {
+            return;
+        }
+        let result = self.out.write_all(&buf).map(|()| {
+            buf.clear();
+            buf
+        });
+        self.failed = result.is_err();
+        // The writer holds the receiver until write-behind ends, and then nothing is sent.
+        let _ = self.empty_tx.send(result);
+    }
+
+    /// Writes everything queued until the writer ends write-behind.
+    pub fn run(mut self) {
+        while let Ok(buf) = self.full_rx.recv() {
+            self.write(buf);
+        }
     }
 }
 
 /// Writes pcap or pcapng to a temporary file renamed over the destination by `finish`.
 pub struct CaptureWriter {
-    /// Set by [`CaptureWriter::write_behind`]. Declared first: dropping the writer joins the
-    /// thread before the temporary file is removed.
-    behind: Option<WriteBehind>,
+    /// Set by [`CaptureWriter::write_behind`].
+    behind: Option<Behind>,
     /// `None` once finished or failed past recovery.
     sink: Option<Sink>,
     dest: PathBuf,
@@ -542,15 +544,16 @@ impl CaptureWriter {
         Ok(())
     }
 
-    /// From now on, full buffers are written by a thread of their own while the caller goes on
-    /// filling the next one. The bytes written are the same; a write error surfaces at a later
-    /// call or at [`CaptureWriter::finish`].
-    pub fn write_behind(&mut self) -> Result<(), CaptureError> {
+    /// From now on, full buffers go to the returned drain, which another thread runs (see
+    /// [`OutputDrain`]) while this one fills the next buffer. The bytes written are the same;
+    /// a write error surfaces at a later call or at [`CaptureWriter::end_write_behind`].
+    /// `None` when the output cannot be written from another thread (then nothing changes).
+    pub fn write_behind(&mut self) -> Result<Option<OutputDrain>, CaptureError> {
         if self.behind.is_some() {
-            return Ok(());
+            return Ok(None);
         }
         let out: Box<dyn Write + Send> = match &mut self.sink {
-            // A second handle on the same open file (and offset): only the thread writes now.
+            // A second handle on the same open file (and offset): only the drain writes now.
             Some(Sink::File(temp)) => Box::new(
                 temp.file()
                     .and_then(|f| f.try_clone())
@@ -558,13 +561,33 @@ impl CaptureWriter {
             ),
             Some(Sink::Stdout(_)) => match stdout_handle() {
                 Some(out) => out,
-                // Without a handle of its own the thread would wait on the caller's lock.
-                None => return Ok(()),
+                // Without a handle of its own the drain would wait on the caller's lock.
+                None => return Ok(None),
             },
-            None => return Ok(()),
+            None => return Ok(None),
         };
-        self.behind = Some(WriteBehind::start(out));
-        Ok(())
+        let (full_tx, full_rx) = bounded(1);
+        let (empty_tx, empty_rx) = unbounded();
+        self.behind = Some(Behind {
+            full_tx: Some(full_tx),
+            empty_rx,
+            allocated: 1,
+        });
+        Ok(Some(OutputDrain {
+            out,
+            full_rx,
+            empty_tx,
+            failed: false,
+        }))
+    }
+
+    /// Waits until the drain has written every queued buffer, then writes directly again.
+    /// The drain must keep running until this returns.
+    pub fn end_write_behind(&mut self) -> Result<(), CaptureError> {
+        match self.behind.take() {
+            Some(mut behind) => behind.end().map_err(|source| self.write_err(source)),
+            None => Ok(()),
+        }
     }
 
     fn flush_buf(&mut self) -> Result<(), CaptureError> {
@@ -597,10 +620,8 @@ impl CaptureWriter {
     /// Writes everything out and moves the file into place; without this call the output is
     /// discarded.
     pub fn finish(mut self) -> Result<(), CaptureError> {
+        self.end_write_behind()?;
         self.flush_buf()?;
-        if let Some(mut behind) = self.behind.take() {
-            behind.finish().map_err(|source| self.write_err(source))?;
-        }
         match self.sink.take() {
             Some(Sink::File(mut temp)) => {
                 let res = (|| {
@@ -618,7 +639,7 @@ impl CaptureWriter {
 }
 
 /// A handle on standard output that bypasses `io::Stdout`'s lock, which the caller may hold
-/// for its own lines while the write-behind thread writes the capture.
+/// for its own lines while the drain writes the capture.
 fn stdout_handle() -> Option<Box<dyn Write + Send>> {
     #[cfg(unix)]
     {

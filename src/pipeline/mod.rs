@@ -4,10 +4,11 @@
 //! exercise the same code. It streams: memory stays flat however long the capture.
 
 mod parallel;
+mod readahead;
 mod sink;
 
 use crate::bandwidth::{BandwidthStats, LimiterConfig};
-use crate::capture::{CaptureError, CaptureReader, CaptureWriter, RecordMeta};
+use crate::capture::{CaptureError, CaptureReader, CaptureWriter, Packet, RecordMeta};
 use crate::nat::{
     Config, Event, FlowStats, ForwardTable, Outcome, PacketMeta, Translator, Verdict,
 };
@@ -36,11 +37,11 @@ pub struct ReplayOptions {
     pub annotate: bool,
     /// The bandwidth package to apply after translation, if any.
     pub bandwidth: Option<LimiterConfig>,
-    /// Threads: 0 or 1 does everything on the calling thread; 2 does everything there but
-    /// the output's write system calls, which a second thread makes while the first fills the
-    /// next buffer; N > 2 runs a reader thread, N - 2 translation workers, and the calling
-    /// thread for the bandwidth package and the writer. Output is byte-identical for every
-    /// value (see the `parallel` module for the one documented exception).
+    /// Threads: 0 or 1 does everything on the calling thread; 2 adds a read-ahead thread that
+    /// copies records out of the input while the calling thread translates and writes; N > 2
+    /// runs a reader thread, N - 2 translation workers, and the calling thread for the
+    /// bandwidth package and the writer. Output is byte-identical for every value (see the
+    /// `parallel` module for the one documented exception).
     pub threads: usize,
 }
 
@@ -104,21 +105,48 @@ pub fn replay(
     options: &ReplayOptions,
     observer: &mut impl Observer,
 ) -> Result<ReplayResult, ReplayError> {
-    if options.threads > 2 {
-        return parallel::replay(reader, writer, table, options, observer);
+    match options.threads {
+        0 | 1 => in_order(reader, writer, table, options, observer),
+        2 => readahead::replay(reader, writer, table, options, observer),
+        _ => parallel::replay(reader, writer, table, options, observer),
     }
-    let mut writer = writer;
-    if options.threads == 2
-        && let Some(w) = writer.as_deref_mut()
-    {
-        // On two cores the translation is cheap next to the I/O (README, "Threads"): the
-        // best second stage is the one that copies into the page cache.
-        w.write_behind()?;
+}
+
+/// Where the in-order loop takes its packets from: the reader itself, or the batches a
+/// read-ahead thread copied out of it.
+trait Packets {
+    /// The next packet, or `None` at the end of the input.
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, ReplayError>;
+    /// What the reader found wrong with the input, once it is over.
+    fn warnings(&self) -> Vec<String>;
+}
+
+impl Packets for CaptureReader {
+    #[inline]
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, ReplayError> {
+        Ok(CaptureReader::next_packet(self)?)
     }
+
+    fn warnings(&self) -> Vec<String> {
+        CaptureReader::warnings(self)
+            .iter()
+            .map(|w| w.to_string())
+            .collect()
+    }
+}
+
+/// Every stage for one packet after another, on the calling thread.
+fn in_order(
+    packets: &mut impl Packets,
+    writer: Option<&mut CaptureWriter>,
+    table: &ForwardTable,
+    options: &ReplayOptions,
+    observer: &mut impl Observer,
+) -> Result<ReplayResult, ReplayError> {
     let mut translator = Translator::new(table, options.translator);
     let mut sink = Sink::new(writer, table, options);
     let mut scratch: Vec<u8> = Vec::with_capacity(65_536);
-    while let Some(pkt) = reader.next_packet()? {
+    while let Some(pkt) = packets.next_packet()? {
         if pkt.record & 0x3fff == 0 {
             observer.progress(pkt.offset);
         }
@@ -140,7 +168,7 @@ pub fn replay(
     }
     translator.finish();
     drain_events(&mut translator, &mut sink, table, observer, 0)?;
-    let warnings = reader.warnings().iter().map(|w| w.to_string()).collect();
+    let warnings = packets.warnings();
     let (counters, bandwidth) = sink.finish()?;
     Ok(ReplayResult {
         counters,

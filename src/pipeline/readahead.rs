@@ -1,0 +1,245 @@
+//! `--threads 2`: a read-ahead thread copies records out of the input into batches while the
+//! calling thread runs the in-order loop on them, unchanged.
+//!
+//! On two cores translation is cheap next to the copies (README, "Threads"): the costly part
+//! of reading is the first touch of every input byte (page faults, and the copy out of memory
+//! the caches have never seen), which this thread takes over. Its batches are small enough to
+//! stay in the shared cache, so the calling thread's copy into the output buffer is a cache
+//! hit. Everything that depends on order (flows, held fragments, the bandwidth package,
+//! shaping, comments, the counters, the writer's errors) stays on one thread, in input order,
+//! so the output is the same bytes as with one thread by construction.
+
+use super::{Observer, Packets, ReplayError, ReplayOptions, ReplayResult, in_order};
+use crate::capture::{CaptureError, CaptureReader, CaptureWriter, Interface, OutputDrain, Packet};
+use crate::nat::ForwardTable;
+use crossbeam_channel::{Receiver, Select, Sender, bounded};
+
+/// A batch ends after this many packets...
+const BATCH_PACKETS: usize = 512;
+/// ... or once its bytes pass this, whichever comes first: small enough to stay in cache
+/// between the two threads.
+const BATCH_BYTES: usize = 192 << 10;
+/// Batches in flight between the threads.
+const DEPTH: usize = 4;
+
+/// A packet's fields, its bytes at `data[start..start + len]` of its batch.
+#[derive(Clone, Copy)]
+struct Item {
+    orig_len: u32,
+    ts_ns: i64,
+    link_type: u16,
+    interface: u32,
+    record: u64,
+    offset: u64,
+    /// Interfaces known when the packet was read (pcapng adds them as sections come).
+    interfaces: usize,
+    start: usize,
+    len: usize,
+}
+
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    items: Vec<Item>,
+    /// Every interface known at the end of the batch, when that grew during it.
+    interfaces: Option<Vec<Interface>>,
+}
+
+enum Message {
+    Batch(Batch),
+    End { warnings: Vec<String> },
+    Failed(CaptureError),
+}
+
+/// Replays with a read-ahead thread feeding the in-order loop on the calling thread.
+pub(super) fn replay(
+    reader: &mut CaptureReader,
+    writer: Option<&mut CaptureWriter>,
+    table: &ForwardTable,
+    options: &ReplayOptions,
+    observer: &mut impl Observer,
+) -> Result<ReplayResult, ReplayError> {
+    let mut writer = writer;
+    let drain = match writer.as_deref_mut() {
+        Some(w) => w.write_behind()?,
+        None => None,
+    };
+    let (tx, rx) = bounded::<Message>(DEPTH);
+    let (free_tx, free_rx) = bounded::<Batch>(DEPTH + 2);
+    std::thread::scope(|s| {
+        s.spawn(move || read_ahead(reader, &tx, &free_rx, drain));
+        let mut ahead = Ahead {
+            rx,
+            free_tx,
+            batch: Batch::default(),
+            next: 0,
+            interfaces: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let result = in_order(&mut ahead, writer.as_deref_mut(), table, options, observer);
+        // The read-ahead thread stops reading once nobody takes its batches, and stops
+        // writing once write-behind ends; the scope then joins it.
+        drop(ahead);
+        let ended = writer.map_or(Ok(()), |w| w.end_write_behind());
+        let result = result?;
+        ended?;
+        Ok(result)
+    })
+}
+
+/// The read-ahead thread: copies every packet into batches until the input ends or fails,
+/// and meanwhile writes the output buffers the calling thread fills, through `drain`.
+fn read_ahead(
+    reader: &mut CaptureReader,
+    tx: &Sender<Message>,
+    free_rx: &Receiver<Batch>,
+    mut drain: Option<OutputDrain>,
+) {
+    read_batches(reader, tx, free_rx, &mut drain);
+    if let Some(d) = drain {
+        d.run();
+    }
+}
+
+/// Sends `message`, writing output buffers while the calling thread has not taken it (it may
+/// be waiting for its buffer to be written). False if the calling thread is gone.
+fn send(tx: &Sender<Message>, message: Message, drain: &mut Option<OutputDrain>) -> bool {
+    let Some(d) = drain else {
+        return tx.send(message).is_ok();
+    };
+    let mut message = Some(message);
+    loop {
+        let mut select = Select::new();
+        let to_loop = select.send(tx);
+        let to_write = select.recv(d.pending());
+        let op = select.select();
+        if op.index() == to_loop {
+            return match message.take() {
+                Some(m) => op.send(tx, m).is_ok(),
+                None => false,
+            };
+        }
+        debug_assert_eq!(op.index(), to_write);
+        match op.recv(d.pending()) {
+            Ok(buf) => d.write(buf),
+            // Write-behind is over, so the calling thread no longer reads either.
+            Err(_) => return false,
+        }
+    }
+}
+
+fn read_batches(
+    reader: &mut CaptureReader,
+    tx: &Sender<Message>,
+    free_rx: &Receiver<Batch>,
+    drain: &mut Option<OutputDrain>,
+) {
+    let fresh = || free_rx.try_recv().unwrap_or_default();
+    let mut batch = fresh();
+    let mut known = 0;
+    let end = loop {
+        let pkt = match reader.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                let warnings = reader.warnings().iter().map(|w| w.to_string()).collect();
+                break Message::End { warnings };
+            }
+            Err(e) => break Message::Failed(e),
+        };
+        if pkt.interfaces.len() != known {
+            known = pkt.interfaces.len();
+            batch.interfaces = Some(pkt.interfaces.to_vec());
+        }
+        let start = batch.data.len();
+        batch.data.extend_from_slice(pkt.data);
+        batch.items.push(Item {
+            orig_len: pkt.orig_len,
+            ts_ns: pkt.ts_ns,
+            link_type: pkt.link_type,
+            interface: pkt.interface,
+            record: pkt.record,
+            offset: pkt.offset,
+            interfaces: known,
+            start,
+            len: pkt.data.len(),
+        });
+        if (batch.items.len() == BATCH_PACKETS || batch.data.len() >= BATCH_BYTES)
+            && !send(
+                tx,
+                Message::Batch(std::mem::replace(&mut batch, fresh())),
+                drain,
+            )
+        {
+            return;
+        }
+    };
+    if !batch.items.is_empty() && !send(tx, Message::Batch(batch), drain) {
+        return;
+    }
+    send(tx, end, drain);
+}
+
+/// The calling thread's side: lends the batches' packets one at a time, in input order.
+struct Ahead {
+    rx: Receiver<Message>,
+    free_tx: Sender<Batch>,
+    batch: Batch,
+    next: usize,
+    interfaces: Vec<Interface>,
+    warnings: Vec<String>,
+}
+
+impl Ahead {
+    /// Moves to the next batch; false at the end of the input.
+    #[inline(never)]
+    fn refill(&mut self) -> Result<bool, ReplayError> {
+        let mut done = std::mem::take(&mut self.batch);
+        done.data.clear();
+        done.items.clear();
+        // The read-ahead thread allocates another if this one is lost.
+        let _ = self.free_tx.try_send(done);
+        self.next = 0;
+        match self.rx.recv() {
+            Ok(Message::Batch(mut b)) => {
+                if let Some(i) = b.interfaces.take() {
+                    self.interfaces = i;
+                }
+                self.batch = b;
+                Ok(true)
+            }
+            Ok(Message::End { warnings }) => {
+                self.warnings = warnings;
+                Ok(false)
+            }
+            Ok(Message::Failed(e)) => Err(e.into()),
+            Err(_) => Err(ReplayError::Thread),
+        }
+    }
+}
+
+impl Packets for Ahead {
+    #[inline]
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, ReplayError> {
+        while self.next == self.batch.items.len() {
+            if !self.refill()? {
+                return Ok(None);
+            }
+        }
+        let item = self.batch.items[self.next];
+        self.next += 1;
+        Ok(Some(Packet {
+            data: &self.batch.data[item.start..item.start + item.len],
+            orig_len: item.orig_len,
+            ts_ns: item.ts_ns,
+            link_type: item.link_type,
+            interface: item.interface,
+            record: item.record,
+            offset: item.offset,
+            interfaces: &self.interfaces[..item.interfaces.min(self.interfaces.len())],
+        }))
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+}
