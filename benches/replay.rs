@@ -1,5 +1,6 @@
 //! Replay end to end: read a capture, translate, apply the bandwidth package, write a capture.
-//! Reported per packet and per byte, for the seed scenario's traffic mixes.
+//! Reported per packet and per byte, for the seed scenario's traffic mixes, with one thread
+//! (`t1`) and with two (`t2`, the read-ahead pipeline), so their ratio comes from one run.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dnatsim::bandwidth::LimiterConfig;
@@ -39,26 +40,30 @@ fn bench(c: &mut Criterion) {
         let input = dir.path().join(format!("{name}.pcap"));
         let bytes = generate(&rules, mix, &input);
         let output = dir.path().join("out.pcap");
-        let options = ReplayOptions {
-            bandwidth: Some(
-                LimiterConfig::resolve(&rules.bandwidth_package, 100_000_000)
-                    .expect("valid package"),
-            ),
-            ..ReplayOptions::default()
-        };
-        let run = || {
-            let mut reader = CaptureReader::open(&input).expect("input");
-            let mut writer =
-                CaptureWriter::create(&output, &WriterConfig::like(&reader)).expect("output");
-            let r = replay(&mut reader, Some(&mut writer), &table, &options, &mut Quiet)
-                .expect("replay");
-            writer.finish().expect("finish");
-            r.counters.packets_in
-        };
-        g.throughput(Throughput::Elements(PACKETS));
-        g.bench_function(BenchmarkId::new(name, "pkts"), |b| b.iter(run));
-        g.throughput(Throughput::Bytes(bytes));
-        g.bench_function(BenchmarkId::new(name, "bytes"), |b| b.iter(run));
+        for threads in [1, 2] {
+            let options = ReplayOptions {
+                bandwidth: Some(
+                    LimiterConfig::resolve(&rules.bandwidth_package, 100_000_000)
+                        .expect("valid package"),
+                ),
+                threads,
+                ..ReplayOptions::default()
+            };
+            let run = || {
+                let mut reader = CaptureReader::open(&input).expect("input");
+                let mut writer =
+                    CaptureWriter::create(&output, &WriterConfig::like(&reader)).expect("output");
+                let r = replay(&mut reader, Some(&mut writer), &table, &options, &mut Quiet)
+                    .expect("replay");
+                writer.finish().expect("finish");
+                r.counters.packets_in
+            };
+            let id = format!("{name}/t{threads}");
+            g.throughput(Throughput::Elements(PACKETS));
+            g.bench_function(BenchmarkId::new(&id, "pkts"), |b| b.iter(run));
+            g.throughput(Throughput::Bytes(bytes));
+            g.bench_function(BenchmarkId::new(&id, "bytes"), |b| b.iter(run));
+        }
     }
     g.finish();
 }
