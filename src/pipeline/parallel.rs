@@ -4,9 +4,9 @@
 //! the side that is not the gateway's (the client of an inbound flow, the peer of a server's
 //! own traffic). Every packet of a flow, its replies, its fragments and the ICMP errors about
 //! it therefore meet the same worker and the same flow table, so each worker's state evolves
-//! exactly as the one translator's would for those packets. Packets travel in batches, several
-//! hundred per message; every round of [`ROUND`] packets each worker gets one batch (possibly
-//! empty), which lets the merging thread put the round back in input order by sequence number
+//! exactly as the one translator's would for those packets. Packets travel in batches, up to
+//! thousands per message; every round (of [`ROUND`] packets or 1 MiB) each worker gets one batch
+//! (possibly empty), which lets the merging thread put the round back in input order by sequence number
 //! before the bandwidth package (one shared bucket, in packet order) and the writer see it.
 //!
 //! Documented exceptions to "identical for any thread count": the flow-table bound and the
@@ -20,8 +20,11 @@ use crate::nat::{Config, Event, FlowStats, ForwardTable, Outcome, PacketMeta, Tr
 use crate::wire::{Frame, locate_ipv4};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
-/// Packets per round, over all workers.
-pub const ROUND: usize = 1024;
+/// At most this many packets per round, over all workers...
+pub const ROUND: usize = 4096;
+/// ... and a round ends once its bytes pass this: each round costs every thread a wake-up,
+/// which small packets would otherwise pay every few microseconds.
+const ROUND_BYTES: usize = 1 << 20;
 /// Rounds in flight between the stages.
 const DEPTH: usize = 4;
 
@@ -146,6 +149,7 @@ fn read(
     let fresh = |free_rx: &Receiver<Batch>| free_rx.try_recv().unwrap_or_default();
     let mut batches: Vec<Batch> = (0..workers).map(|_| fresh(&free_rx)).collect();
     let mut in_round = 0;
+    let mut round_bytes = 0;
     let mut seq = 0u64;
     let mut interfaces: Vec<Interface> = Vec::new();
     let mut offset = 0;
@@ -162,7 +166,12 @@ fn read(
             interfaces = pkt.interfaces.to_vec();
         }
         offset = pkt.offset;
-        let b = &mut batches[shard(table, pkt.link_type, pkt.data, workers)];
+        let worker = if workers == 1 {
+            0
+        } else {
+            shard(table, pkt.link_type, pkt.data, workers)
+        };
+        let b = &mut batches[worker];
         let start = b.data.len();
         b.data.extend_from_slice(pkt.data);
         b.items.push(Item {
@@ -178,8 +187,10 @@ fn read(
         });
         seq += 1;
         in_round += 1;
-        if in_round == ROUND {
+        round_bytes += pkt.data.len();
+        if in_round == ROUND || round_bytes >= ROUND_BYTES {
             in_round = 0;
+            round_bytes = 0;
             let round = Info::Round {
                 interfaces: interfaces.clone(),
                 offset,
@@ -230,19 +241,31 @@ fn translate(
     let mut t = Translator::new(table, config);
     let mut items: Vec<Item> = Vec::new();
     for mut batch in work_rx {
-        items.clear();
-        for i in 0..batch.items.len() {
-            let mut item = batch.items[i];
-            let frame = &mut batch.data[item.start..item.start + item.len];
-            item.outcome = t.process(frame, &item.meta);
-            items.push(item);
-            events(&mut t, &mut batch.data, &mut items, item, item.meta.ts_ns);
-        }
-        std::mem::swap(&mut batch.items, &mut items);
+        translate_batch(&mut t, &mut batch, &mut items);
         if done_tx.send(batch).is_err() {
             return;
         }
     }
+    let _ = done_tx.send(last_batch(t));
+}
+
+/// Translates a batch in place, inserting what held fragments become after the packet that
+/// decided them; `items` is scratch space.
+fn translate_batch(t: &mut Translator, batch: &mut Batch, items: &mut Vec<Item>) {
+    items.clear();
+    for i in 0..batch.items.len() {
+        let mut item = batch.items[i];
+        let frame = &mut batch.data[item.start..item.start + item.len];
+        item.outcome = t.process(frame, &item.meta);
+        items.push(item);
+        events(t, &mut batch.data, items, item, item.meta.ts_ns);
+    }
+    std::mem::swap(&mut batch.items, items);
+}
+
+/// A translator's last batch: the fragments still held at the end of the input, as orphans,
+/// and its flow counters.
+fn last_batch(mut t: Translator) -> Batch {
     t.finish();
     let mut last = Batch::default();
     let end = Item {
@@ -262,7 +285,7 @@ fn translate(
     };
     events(&mut t, &mut last.data, &mut last.items, end, 0);
     last.flows = Some(t.flow_stats());
-    let _ = done_tx.send(last);
+    last
 }
 
 /// Appends the translator's pending events after `trigger`, in order.
