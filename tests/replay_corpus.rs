@@ -1,5 +1,6 @@
 //! Every capture of tcpdump's test suite (every link type, many broken packets) replays to
-//! the end or fails with a clear error, never a panic, and its counts add up.
+//! the end or fails with a clear error, never a panic, and its counts add up; with one thread
+//! and with two (the command line's default on two cores), to the same bytes.
 
 use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig};
 use dnatsim::nat::ForwardTable;
@@ -19,7 +20,7 @@ fn the_tcpdump_corpus_replays_with_conserved_counts() {
         .unwrap()
         .rules;
     let table = ForwardTable::new(&rules.forward_entries, &rules.bandwidth_package.public_ips);
-    let options = ReplayOptions {
+    let mut options = ReplayOptions {
         bandwidth: Some(
             dnatsim::bandwidth::LimiterConfig::resolve(&rules.bandwidth_package, 100_000_000)
                 .unwrap(),
@@ -49,10 +50,31 @@ fn the_tcpdump_corpus_replays_with_conserved_counts() {
         config.lenient_snaplen = true;
         let out = out_dir.path().join("out");
         let mut writer = CaptureWriter::create(&out, &config).unwrap();
+        options.threads = 1;
         let result = replay(&mut reader, Some(&mut writer), &table, &options, &mut Quiet)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         writer.finish().unwrap();
         let c = &result.counters;
+        let mut reader = CaptureReader::open(&path).unwrap();
+        reader.set_lenient_snaplen(true);
+        let out2 = out_dir.path().join("out2");
+        let mut writer = CaptureWriter::create(&out2, &config).unwrap();
+        options.threads = 2;
+        let result2 = replay(&mut reader, Some(&mut writer), &table, &options, &mut Quiet)
+            .unwrap_or_else(|e| panic!("{} (2 threads): {e}", path.display()));
+        writer.finish().unwrap();
+        assert_eq!(
+            &result2.counters,
+            c,
+            "{}: counters, 2 threads",
+            path.display()
+        );
+        assert_eq!(result2.warnings, result.warnings, "{}", path.display());
+        assert!(
+            std::fs::read(&out).unwrap() == std::fs::read(&out2).unwrap(),
+            "{}: output differs with 2 threads",
+            path.display()
+        );
         assert_eq!(
             c.packets_in,
             c.packets_out + c.dropped_total(),
