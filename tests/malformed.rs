@@ -303,16 +303,30 @@ fn options() -> ReplayOptions {
     }
 }
 
-/// Replays a file leniently (as the command line does) with the seed rules.
+/// Replays a file leniently (as the command line does) with the seed rules, with one thread;
+/// two and three threads must see the same outcomes and counts.
 fn run(name: &str) -> (ReplayResult, Vec<(u64, Outcome)>) {
     let table = seed_table();
-    let mut obs = Record::default();
-    let mut reader = open(name, true);
-    let r = replay(&mut reader, None, &table, &options(), &mut obs)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let c = &r.counters;
-    assert_eq!(c.packets_in, c.packets_out + c.dropped_total(), "{name}");
-    (r, obs.0)
+    let runs = [1, 2, 3].map(|threads| {
+        let mut obs = Record::default();
+        let mut reader = open(name, true);
+        let options = ReplayOptions {
+            threads,
+            ..options()
+        };
+        let r = replay(&mut reader, None, &table, &options, &mut obs)
+            .unwrap_or_else(|e| panic!("{name}, {threads} threads: {e}"));
+        let c = &r.counters;
+        assert_eq!(c.packets_in, c.packets_out + c.dropped_total(), "{name}");
+        (r, obs.0)
+    });
+    for (threads, (r, outcomes)) in [(2, &runs[1]), (3, &runs[2])] {
+        assert_eq!(r.counters, runs[0].0.counters, "{name}, {threads} threads");
+        assert_eq!(r.warnings, runs[0].0.warnings, "{name}, {threads} threads");
+        assert_eq!(*outcomes, runs[0].1, "{name}, {threads} threads");
+    }
+    let [one, ..] = runs;
+    one
 }
 
 /// The verdict of [`good`] packets: entry 2, a port mapping.
@@ -438,15 +452,21 @@ fn caplen_of_4_gib_stops_the_run_with_the_record_and_offset() {
         assert_eq!(res.unwrap_err(), want);
     }
     let table = seed_table();
-    let mut obs = Record::default();
-    let err = replay(&mut open(name, true), None, &table, &options(), &mut obs).unwrap_err();
-    assert_eq!(err.to_string(), want);
-    assert_eq!(
-        obs.0.len(),
-        1,
-        "the packet before the garbage was processed"
-    );
-    assert_eq!(obs.0[0].1.verdict, WEB);
+    for threads in [1, 2, 3] {
+        let mut obs = Record::default();
+        let options = ReplayOptions {
+            threads,
+            ..options()
+        };
+        let err = replay(&mut open(name, true), None, &table, &options, &mut obs).unwrap_err();
+        assert_eq!(err.to_string(), want, "{threads} threads");
+        assert_eq!(
+            obs.0.len(),
+            1,
+            "{threads} threads: the packet before the garbage was processed"
+        );
+        assert_eq!(obs.0[0].1.verdict, WEB);
+    }
 }
 
 #[test]

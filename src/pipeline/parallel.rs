@@ -158,7 +158,11 @@ fn read(
             Ok(Some(p)) => p,
             Ok(None) => break,
             Err(e) => {
-                let _ = info_tx.send(Info::Failed(e));
+                // The packets before the failure are decided first, as with one thread.
+                let round = Info::Round { interfaces, offset };
+                if in_round == 0 || send_round(&info_tx, round, &work_txs, &mut batches, &free_rx) {
+                    let _ = info_tx.send(Info::Failed(e));
+                }
                 return;
             }
         };
