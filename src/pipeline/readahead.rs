@@ -109,6 +109,11 @@ fn send(tx: &Sender<Message>, message: Message, drain: &mut Option<OutputDrain>)
     let Some(d) = drain else {
         return tx.send(message).is_ok();
     };
+    // Writing first: the calling thread may be blocked handing over its next full buffer,
+    // and `select` would otherwise pick at random.
+    while let Ok(buf) = d.pending().try_recv() {
+        d.write(buf);
+    }
     let mut message = Some(message);
     loop {
         let mut select = Select::new();
