@@ -41,14 +41,8 @@ impl TempFile {
                 dest: dest.to_path_buf(),
             });
         }
-        let linked;
-        let dest = match fs::symlink_metadata(dest) {
-            Ok(m) if m.file_type().is_symlink() => {
-                linked = fs::canonicalize(dest)?;
-                linked.as_path()
-            }
-            _ => dest,
-        };
+        let linked = follow_links(dest)?;
+        let dest = linked.as_path();
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -96,6 +90,31 @@ impl TempFile {
         self.tmp = PathBuf::new();
         result
     }
+}
+
+/// The path at the end of `dest`'s chain of symbolic links, which need not exist yet (a link
+/// to a file still to be written is followed, not replaced).
+fn follow_links(dest: &Path) -> io::Result<PathBuf> {
+    let mut path = dest.to_path_buf();
+    // The kernel's own limit (ELOOP), so a cycle of links ends.
+    for _ in 0..40 {
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&path)?;
+                // A relative target is relative to the link's directory; join keeps an
+                // absolute one as it is.
+                path = match path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "too many levels of symbolic links",
+    ))
 }
 
 impl Drop for TempFile {
@@ -179,6 +198,22 @@ mod tests {
         );
         assert_eq!(fs::read(&target).unwrap(), b"new");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        // A relative link to a file not written yet: the file is created, the link kept.
+        let later = dir.path().join("later.pcap");
+        std::os::unix::fs::symlink("not-yet.pcap", &later).unwrap();
+        write_whole(&later, b"first").unwrap();
+        assert!(
+            fs::symlink_metadata(&later)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(dir.path().join("not-yet.pcap")).unwrap(), b"first");
+        // A cycle of links is an error, not a hang.
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        assert!(write_whole(&a, b"x").is_err());
     }
 
     #[test]

@@ -73,9 +73,9 @@ pub struct Args {
     /// Draw offered vs carried rate over time, with the package's cap, as SVG.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Threads (default: the machine's cores): 1 does everything on one thread; N > 1 reads on
-    /// one, translates on N - 1 and writes on the main thread. The output is byte-identical for
-    /// every value.
+    /// Threads (default: the machine's cores): 1 does everything on one thread; 2 adds a thread
+    /// that reads ahead and writes the output; N > 2 reads on one, translates on N - 2 and
+    /// writes on the main thread. The output is byte-identical for every value.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// No progress bar, no summary (the report and the exit status still tell).

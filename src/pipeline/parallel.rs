@@ -5,16 +5,17 @@
 //! own traffic). Every packet of a flow, its replies, its fragments and the ICMP errors about
 //! it therefore meet the same worker and the same flow table, so each worker's state evolves
 //! exactly as the one translator's would for those packets. Packets travel in batches, up to
-//! thousands per message; every round (of [`ROUND`] packets or 1 MiB) each worker gets one batch
-//! (possibly empty), which lets the merging thread put the round back in input order by sequence number
-//! before the bandwidth package (one shared bucket, in packet order) and the writer see it.
+//! thousands per message; every round (of [`ROUND`] packets or 1 MiB) each worker gets one
+//! batch (possibly empty), which lets the merging thread put the round back in input order by
+//! sequence number before the bandwidth package (one shared bucket, in packet order) and the
+//! writer see it.
 //!
 //! Documented exceptions to "identical for any thread count": the flow-table bound and the
 //! fragment-hold bound apply per worker (each gets its share), so a run that overflows them
 //! may evict or orphan differently; and `flows.peak` is the sum of the workers' peaks.
 
 use super::sink::Sink;
-use super::{Observer, ReplayError, ReplayOptions, ReplayResult, packet_meta};
+use super::{Observer, Packets, ReplayError, ReplayOptions, ReplayResult, packet_meta};
 use crate::capture::{CaptureError, CaptureReader, CaptureWriter, Interface, RecordMeta};
 use crate::nat::{Config, Event, FlowStats, ForwardTable, Outcome, PacketMeta, Translator};
 use crate::wire::{Frame, locate_ipv4};
@@ -210,7 +211,7 @@ fn read(
             return;
         }
     }
-    let warnings = reader.warnings().iter().map(|w| w.to_string()).collect();
+    let warnings = Packets::warnings(reader);
     let _ = info_tx.send(Info::End { warnings });
     // Dropping the work senders tells the workers the input is over.
 }
@@ -245,31 +246,21 @@ fn translate(
     let mut t = Translator::new(table, config);
     let mut items: Vec<Item> = Vec::new();
     for mut batch in work_rx {
-        translate_batch(&mut t, &mut batch, &mut items);
+        items.clear();
+        for i in 0..batch.items.len() {
+            let mut item = batch.items[i];
+            let frame = &mut batch.data[item.start..item.start + item.len];
+            item.outcome = t.process(frame, &item.meta);
+            items.push(item);
+            events(&mut t, &mut batch.data, &mut items, item, item.meta.ts_ns);
+        }
+        std::mem::swap(&mut batch.items, &mut items);
         if done_tx.send(batch).is_err() {
             return;
         }
     }
-    let _ = done_tx.send(last_batch(t));
-}
-
-/// Translates a batch in place, inserting what held fragments become after the packet that
-/// decided them; `items` is scratch space.
-fn translate_batch(t: &mut Translator, batch: &mut Batch, items: &mut Vec<Item>) {
-    items.clear();
-    for i in 0..batch.items.len() {
-        let mut item = batch.items[i];
-        let frame = &mut batch.data[item.start..item.start + item.len];
-        item.outcome = t.process(frame, &item.meta);
-        items.push(item);
-        events(t, &mut batch.data, items, item, item.meta.ts_ns);
-    }
-    std::mem::swap(&mut batch.items, items);
-}
-
-/// A translator's last batch: the fragments still held at the end of the input, as orphans,
-/// and its flow counters.
-fn last_batch(mut t: Translator) -> Batch {
+    // The last batch: the fragments still held at the end of the input, as orphans, and the
+    // flow counters.
     t.finish();
     let mut last = Batch::default();
     let end = Item {
@@ -289,7 +280,7 @@ fn last_batch(mut t: Translator) -> Batch {
     };
     events(&mut t, &mut last.data, &mut last.items, end, 0);
     last.flows = Some(t.flow_stats());
-    last
+    let _ = done_tx.send(last);
 }
 
 /// Appends the translator's pending events after `trigger`, in order.

@@ -114,17 +114,13 @@ fn send(tx: &Sender<Message>, message: Message, drain: &mut Option<OutputDrain>)
     while let Ok(buf) = d.pending().try_recv() {
         d.write(buf);
     }
-    let mut message = Some(message);
     loop {
         let mut select = Select::new();
         let to_loop = select.send(tx);
         let to_write = select.recv(d.pending());
         let op = select.select();
         if op.index() == to_loop {
-            return match message.take() {
-                Some(m) => op.send(tx, m).is_ok(),
-                None => false,
-            };
+            return op.send(tx, message).is_ok();
         }
         debug_assert_eq!(op.index(), to_write);
         match op.recv(d.pending()) {
@@ -148,8 +144,9 @@ fn read_batches(
         let pkt = match reader.next_packet() {
             Ok(Some(p)) => p,
             Ok(None) => {
-                let warnings = reader.warnings().iter().map(|w| w.to_string()).collect();
-                break Message::End { warnings };
+                break Message::End {
+                    warnings: Packets::warnings(reader),
+                };
             }
             Err(e) => break Message::Failed(e),
         };
