@@ -9,6 +9,27 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Temporary files being written, so that an abort (a second Ctrl-C) can remove them before
+/// the process exits without running destructors. Touched once per file, never per packet.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A panic while holding the lock leaves a list that is still valid.
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn forget(tmp: &Path) {
+    pending().retain(|p| p != tmp);
+}
+
+/// Removes every temporary output file still being written; for an abort that exits at once.
+pub fn remove_pending() {
+    for p in pending().drain(..) {
+        let _ = fs::remove_file(p);
+    }
+}
 
 /// A file being written; it appears under its real name only on [`TempFile::commit`], and
 /// is removed if dropped before (unless the destination is a device or FIFO, written directly).
@@ -54,11 +75,13 @@ impl TempFile {
         tmp_name.push(name);
         tmp_name.push(format!(".tmp-{}", std::process::id()));
         let tmp = dir.join(tmp_name);
+        pending().push(tmp.clone());
         let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&tmp)?;
+            .open(&tmp)
+            .inspect_err(|_| forget(&tmp))?;
         Ok(TempFile {
             file: Some(file),
             tmp,
@@ -86,6 +109,7 @@ impl TempFile {
         if result.is_err() {
             let _ = fs::remove_file(&self.tmp);
         }
+        forget(&self.tmp);
         // Nothing left for Drop to clean up either way.
         self.tmp = PathBuf::new();
         result
@@ -122,6 +146,7 @@ impl Drop for TempFile {
         if !self.tmp.as_os_str().is_empty() {
             self.file.take();
             let _ = fs::remove_file(&self.tmp);
+            forget(&self.tmp);
         }
     }
 }

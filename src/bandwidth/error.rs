@@ -24,7 +24,7 @@ pub enum PlotError {
     /// Creating, writing or renaming the file failed.
     #[error("bandwidth plot {path}: {source}")]
     Io {
-        /// The file being written (the temporary file or the destination).
+        /// The file being written.
         path: PathBuf,
         /// The operating system's error.
         #[source]

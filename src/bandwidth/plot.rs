@@ -3,10 +3,7 @@
 //! SVG only: plotters' bitmap backend needs a font rasterizer and system fonts, while SVG text
 //! is left to the viewer, so this stays dependency-light and works on a bare build machine.
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use plotters::prelude::*;
 
@@ -203,48 +200,16 @@ fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
     Ok(svg)
 }
 
-/// Write `bytes` to `path` whole or not at all: a temporary file beside it, then a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
-    let io = |p: &Path| {
-        let p: PathBuf = p.to_path_buf();
-        move |source| PlotError::Io { path: p, source }
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "plot.svg".into(), |n| n.to_string_lossy().into_owned());
-    // Unique per process and call, so concurrent plots to one path cannot share a temp file.
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            // A stale temp file from a killed run with a recycled pid is ours to overwrite.
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, path).map_err(io(path))
-    })();
-    if result.is_err() {
-        // Best effort: the temporary file is ours and worthless after a failure.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Plot offered, carried and dropped rate (Mbps) over time (s) per direction, with the cap as a
 /// labelled horizontal line, to an SVG at `path` (written to a temporary file, then renamed).
 pub fn write_svg(stats: &BandwidthStats, path: impl AsRef<Path>) -> Result<(), PlotError> {
     let path = path.as_ref();
     let svg = render(stats, path)?;
-    write_atomic(path, svg.as_bytes())
+    // The error names the destination: the temporary file is an implementation detail.
+    crate::output::write_whole(path, svg.as_bytes()).map_err(|source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

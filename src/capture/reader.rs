@@ -7,6 +7,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::Mmap;
 
@@ -87,6 +89,11 @@ struct Stream {
     filled: usize,
     base: u64,
     eof: bool,
+    /// The descriptor behind `rd` when it is a pipe, terminal or device, so a read can wait
+    /// with a timeout and notice a stop request (a pipe may stay silent forever).
+    fd: Option<i32>,
+    /// Set from elsewhere (a signal) to end the input early.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Source {
@@ -189,6 +196,11 @@ impl Stream {
             self.buf.resize(n.max(STREAM_CHUNK), 0);
         }
         while self.filled < n && !self.eof {
+            if !self.wait_readable() {
+                // Stopped: what was read so far is the whole input.
+                self.eof = true;
+                break;
+            }
             let spare = self.buf.get_mut(self.filled..).unwrap_or(&mut []);
             match self.rd.read(spare) {
                 Ok(0) => self.eof = true,
@@ -245,6 +257,8 @@ pub struct CaptureReader {
     pos: u64,
     /// Packets delivered so far.
     records: u64,
+    /// Set from elsewhere (a signal) to end the input after the current packet.
+    stop: Option<Arc<AtomicBool>>,
     /// pcapng blocks consumed so far.
     blocks: u64,
     done: bool,
@@ -270,9 +284,31 @@ impl CaptureReader {
     /// Opens a capture: regular files are memory-mapped read-only, `-` reads standard input
     /// and other files (pipes, devices) are streamed through a bounded buffer.
     pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
+        Self::open_with(path, None)
+    }
+
+    /// Like [`CaptureReader::open`], with a flag that ends the input early once set (see
+    /// [`CaptureReader::set_stop`]), also while waiting for a stream's file header.
+    pub fn open_stoppable(
+        path: &Path,
+        stop: Arc<AtomicBool>,
+    ) -> Result<CaptureReader, CaptureError> {
+        Self::open_with(path, Some(stop))
+    }
+
+    fn open_with(
+        path: &Path,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Result<CaptureReader, CaptureError> {
+        let stream = |rd: Box<dyn Read + Send>, fd: i32| {
+            let mut s = Stream::new(rd, Some(fd));
+            s.stop = stop.clone();
+            Source::Stream(s)
+        };
         if path.as_os_str() == "-" {
-            let mut r = Self::from_reader(Box::new(io::stdin()))?;
+            let mut r = Self::init(stream(Box::new(io::stdin()), 0))?;
             r.path = None;
+            r.stop = stop;
             return Ok(r);
         }
         let open_err = |source| CaptureError::Open {
@@ -288,7 +324,8 @@ impl CaptureReader {
             )));
         }
         let src = if !meta.is_file() {
-            Source::Stream(Stream::new(Box::new(file)))
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+            stream(Box::new(file), fd)
         } else if meta.len() == 0 {
             // Mapping an empty file fails on some systems; there is nothing to map anyway.
             Source::Owned(Vec::new())
@@ -313,6 +350,7 @@ impl CaptureReader {
         };
         let mut r = Self::init(src)?;
         r.path = Some(path.to_path_buf());
+        r.stop = stop;
         Ok(r)
     }
 
@@ -323,7 +361,7 @@ impl CaptureReader {
 
     /// Streams a capture from any reader with bounded memory (about one record plus 1 MiB).
     pub fn from_reader(rd: Box<dyn Read + Send>) -> Result<CaptureReader, CaptureError> {
-        Self::init(Source::Stream(Stream::new(rd)))
+        Self::init(Source::Stream(Stream::new(rd, None)))
     }
 
     fn init(mut src: Source) -> Result<CaptureReader, CaptureError> {
@@ -360,6 +398,7 @@ impl CaptureReader {
             warnings: Vec::new(),
             pos: 0,
             records: 0,
+            stop: None,
             blocks: 0,
             done: false,
             lenient_snaplen: false,
@@ -531,7 +570,7 @@ impl CaptureReader {
     /// Parses up to the next packet. With `stop_before_packet` it stops in front of the first
     /// packet block without consuming it (used to learn the interfaces at open time).
     fn advance(&mut self, stop_before_packet: bool) -> Result<Option<Found>, CaptureError> {
-        if self.done {
+        if self.done || self.stopped() {
             return Ok(None);
         }
         let res = match self.kind {
@@ -546,20 +585,52 @@ impl CaptureReader {
         match &res {
             Ok(Some(_)) => self.records += 1,
             Ok(None) => {}
+            // A stream cut by a stop request can end inside a block; that is the stop, not
+            // a defect of the input.
+            Err(_) if self.stopped() => {
+                self.done = true;
+                return Ok(None);
+            }
             // Errors are final: a later call must not resync on garbage.
             Err(_) => self.done = true,
         }
         res
     }
 
+    /// Whether a stop was requested.
+    #[inline]
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// Ends the input early once `stop` is set: the packets read by then are the whole input,
+    /// and a stream waiting for data notices within 100 ms.
+    pub fn set_stop(&mut self, stop: Arc<AtomicBool>) {
+        if let Source::Stream(s) = &mut self.src {
+            s.stop = Some(Arc::clone(&stop));
+        }
+        self.stop = Some(stop);
+    }
+
+    /// Whether the input ended because a stop was requested, not at its end.
+    pub fn was_stopped(&self) -> bool {
+        self.stopped()
+    }
+
     fn cut_short(&mut self, offset: u64, available: u64, needed: u64) -> Option<Found> {
+        self.done = true;
+        // A record cut by a stop request is not a defect of the input.
+        if self.stopped() {
+            return None;
+        }
         self.warnings.push(CaptureWarning::CutShort {
             record: self.records + 1,
             offset,
             available,
             needed,
         });
-        self.done = true;
         None
     }
 
@@ -852,13 +923,46 @@ impl CaptureReader {
 }
 
 impl Stream {
-    fn new(rd: Box<dyn Read + Send>) -> Stream {
+    fn new(rd: Box<dyn Read + Send>, fd: Option<i32>) -> Stream {
         Stream {
             rd,
             buf: Vec::new(),
             filled: 0,
             base: 0,
             eof: false,
+            fd,
+            stop: None,
+        }
+    }
+
+    /// Waits until a read would not block; false once a stop is requested. Without a stop
+    /// flag or a descriptor to poll, the read just blocks as usual.
+    fn wait_readable(&self) -> bool {
+        let Some(stop) = &self.stop else {
+            return true;
+        };
+        let Some(fd) = self.fd else {
+            return !stop.load(Ordering::Relaxed);
+        };
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call. 100 ms bounds how long a
+            // stop request waits on a silent pipe.
+            let ready = unsafe { libc::poll(&mut pfd, 1, 100) };
+            // Data, end of file (POLLHUP) or an error: the read reports which. A poll error
+            // other than EINTR also lets the read report it.
+            if ready != 0
+                && !(ready < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted)
+            {
+                return true;
+            }
         }
     }
 }

@@ -63,6 +63,34 @@ impl WriterConfig {
         c
     }
 
+    /// Like [`WriterConfig::like`] but always pcap: pcapng input must have one link type so
+    /// far (pcap has no per-packet interface); its precision becomes micro- or nanoseconds.
+    pub fn pcap_like(reader: &CaptureReader) -> Result<WriterConfig, String> {
+        let mut c = WriterConfig::like(reader);
+        if let Format::PcapNg { byte_order } = c.format {
+            let Some(first) = c.interfaces.first().copied() else {
+                return Err("the input has no interface description yet".into());
+            };
+            if let Some(other) = c.interfaces.iter().find(|i| i.link_type != first.link_type) {
+                return Err(format!(
+                    "the input mixes link types {} and {}, which only pcapng can hold",
+                    first.link_type, other.link_type
+                ));
+            }
+            let nanosecond = first.tsresol != TSRESOL_MICRO;
+            c.format = Format::Pcap {
+                byte_order,
+                nanosecond,
+            };
+            for i in &mut c.interfaces {
+                if nanosecond {
+                    i.tsresol = TSRESOL_NANO;
+                }
+            }
+        }
+        Ok(c)
+    }
+
     /// A pcap output with one link type, in this machine's byte order.
     pub fn pcap(link_type: u16, snaplen: u32, nanosecond: bool) -> WriterConfig {
         let mut ifc = Interface::new(link_type, snaplen);

@@ -11,15 +11,20 @@ use std::io::Write;
 #[derive(Debug, clap::Args)]
 #[command(
     after_long_help = "Examples:\n  dnatsim check --rules pcaps/seed/rules.toml\n  \
-    dnatsim check -r my-gateway.toml && echo valid"
+    dnatsim check -r my-gateway.toml && echo valid\n  \
+    dnatsim import entries.json packages.json | dnatsim check -r -"
 )]
 pub struct Args {
     #[command(flatten)]
     rules: RulesArg,
+    /// No warnings (errors are still printed).
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let rules = super::load_rules(&args.rules.rules)?;
+    super::require_stdout("the table")?;
+    let (rules, _) = super::load_rules(&args.rules.rules, args.quiet)?;
     let pkg = &rules.bandwidth_package;
     let mut out = std::io::stdout().lock();
     let name = if rules.gateway.name.is_empty() {

@@ -43,6 +43,9 @@ pub struct Args {
     /// Treat foreign traffic as --foreign drop would.
     #[arg(long)]
     foreign_drop: bool,
+    /// No warnings about the rules file.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 fn parse_proto(s: &str) -> anyhow::Result<u8> {
@@ -82,7 +85,8 @@ fn parse_endpoint(s: &str, needs_port: bool, what: &str) -> anyhow::Result<(Ipv4
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let rules = super::load_rules(&args.rules.rules)?;
+    super::require_stdout("the explanation")?;
+    let (rules, _) = super::load_rules(&args.rules.rules, args.quiet)?;
     let proto = parse_proto(&args.proto)?;
     let ported = proto == 6 || proto == 17;
     let (dst, dport) = parse_endpoint(&args.dst, ported, "destination")?;

@@ -1,7 +1,8 @@
 //! `dnatsim export`: the forward table in other formats.
 
 use super::RulesArg;
-use std::io::Write;
+use super::paths::Files;
+use std::path::PathBuf;
 
 /// Output formats of `export`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -18,7 +19,7 @@ enum Format {
 #[derive(Debug, clap::Args)]
 #[command(
     after_long_help = "Examples:\n  dnatsim export --rules pcaps/seed/rules.toml --format nft > dnat.nft && nft -c -f dnat.nft\n  \
-    dnatsim export --rules pcaps/seed/rules.toml --format api-json"
+    dnatsim export --rules pcaps/seed/rules.toml --format api-json -o entries.json"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -26,15 +27,25 @@ pub struct Args {
     /// The output format.
     #[arg(long, short = 'f', value_enum)]
     format: Format,
+    /// Write here (whole or not at all) instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// No warnings about the rules file.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let rules = super::load_rules(&args.rules.rules)?;
+    Files::new()
+        .input("--rules", &args.rules.rules)
+        .output("-o", args.output.as_deref())
+        .check()?;
+    let (rules, _) = super::load_rules(&args.rules.rules, args.quiet)?;
     let text = match args.format {
         Format::Nft => dnatsim::rules::to_nft(&rules),
         Format::ApiJson => dnatsim::rules::to_api_json(&rules),
         Format::Toml => dnatsim::rules::to_toml(&rules),
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    super::write_text_output(args.output.as_deref(), &text)?;
     Ok(0)
 }

@@ -1,27 +1,52 @@
 //! Command-line definitions and the glue from arguments to library calls.
 //!
 //! `main` parses, runs one command, prints any error once with its context and chooses the
-//! exit code: 0 done, 1 the input was unusable, 2 the command line was wrong.
+//! exit code: 0 done, 1 the input was unusable, 2 the command line was wrong, 128 + N after
+//! signal N stopped a run (which still finished its outputs).
 
 mod check;
 mod explain;
 mod export;
 mod generate;
 mod import;
+mod interrupt;
+mod paths;
 mod replay;
 mod table;
 
-use clap::{Parser, Subcommand};
-use std::io::{self, Write};
+use clap::{CommandFactory, Parser, Subcommand};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// dnatsim: see exactly what a cloud NAT gateway's DNAT table does to your traffic.
 #[derive(Debug, Parser)]
 #[command(name = "dnatsim", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// Colour in messages: auto (when standard error is a terminal and NO_COLOR is unset),
+    /// always or never.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        global = true,
+        value_name = "WHEN"
+    )]
+    color: ColorChoice,
     /// The command to run.
     #[command(subcommand)]
     command: Command,
+}
+
+/// When messages are coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorChoice {
+    /// When standard error is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,19 +57,85 @@ enum Command {
     Gen(generate::Args),
     Import(import::Args),
     Export(export::Args),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
+}
+
+/// Print a shell completion script for bash, zsh or fish.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:\n  \
+    dnatsim completions bash > /etc/bash_completion.d/dnatsim\n  \
+    dnatsim completions zsh > \"${fpath[1]}/_dnatsim\"\n  \
+    dnatsim completions fish > ~/.config/fish/completions/dnatsim.fish")]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: Shell,
+}
+
+/// The shells `completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    /// bash.
+    Bash,
+    /// zsh.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// Print the manual page (roff) for dnatsim and its commands.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:\n  dnatsim man | man -l -\n  \
+    dnatsim man > /usr/local/share/man/man1/dnatsim.1")]
+struct ManArgs {}
+
+/// Whether diagnostics are coloured; decided once from `--color`, NO_COLOR and the terminal.
+static COLOR: AtomicBool = AtomicBool::new(false);
+/// Whether standard output was closed when the process started (`>&-`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// A command line that cannot work (exit status 2), found after clap's own checks.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// A usage error (exit status 2) with this message.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Usage(message.into()).into()
 }
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    guard_standard_descriptors();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
+            if !e.use_stderr() && STDOUT_CLOSED.load(Ordering::Relaxed) {
+                let _ = writeln!(io::stderr(), "dnatsim: error: standard output is closed");
+                return 1;
+            }
             // Printing help or a usage error can only fail on a closed pipe; nothing to add then.
             let _ = e.print();
             return code;
         }
     };
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
+        }
+    };
+    COLOR.store(color, Ordering::Relaxed);
     let result = match cli.command {
         Command::Replay(a) => replay::run(a),
         Command::Check(a) => check::run(a),
@@ -52,6 +143,8 @@ pub fn main() -> i32 {
         Command::Gen(a) => generate::run(a),
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
+        Command::Completions(a) => completions(a),
+        Command::Man(_) => man(),
     };
     match result {
         Ok(code) => code,
@@ -59,10 +152,104 @@ pub fn main() -> i32 {
             if is_broken_pipe(&e) {
                 return 0;
             }
-            let _ = writeln!(io::stderr(), "dnatsim: error: {}", describe(&e));
+            if let Some(u) = e.downcast_ref::<Usage>() {
+                error(&u.0);
+                return 2;
+            }
+            error(&describe(&e));
             1
         }
     }
+}
+
+/// Prints `dnatsim: error: MESSAGE` on standard error.
+pub fn error(message: &str) {
+    let label = paint("error", "1;31");
+    let _ = writeln!(io::stderr(), "dnatsim: {label}: {message}");
+}
+
+/// Prints `dnatsim: warning: MESSAGE` on standard error.
+pub fn warning(message: &str) {
+    let label = paint("warning", "1;33");
+    let _ = writeln!(io::stderr(), "dnatsim: {label}: {message}");
+}
+
+/// `text` in an ANSI colour (SGR `code`) when colour is on.
+fn paint(text: &str, code: &str) -> String {
+    if COLOR.load(Ordering::Relaxed) {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A closed standard stream (`>&-`) would be reused by the next file the process opens: an
+/// output capture would become "standard output" and receive the summary. Each closed one is
+/// pointed at /dev/null, and a closed standard output is remembered so a command that needs
+/// it fails instead of printing into nothing.
+fn guard_standard_descriptors() {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only reads the descriptor's flags; -1 means it is not open.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+        if !closed {
+            continue;
+        }
+        if fd == 1 {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+        let flags = if fd == 0 {
+            libc::O_RDONLY
+        } else {
+            libc::O_WRONLY
+        };
+        // SAFETY: a constant NUL-terminated path; open returns the lowest free descriptor,
+        // which is `fd` since the lower ones are open.
+        let got = unsafe { libc::open(c"/dev/null".as_ptr(), flags) };
+        if got >= 0 && got != fd {
+            // SAFETY: both descriptors are valid; the stray one is ours to close.
+            unsafe {
+                libc::dup2(got, fd);
+                libc::close(got);
+            }
+        }
+    }
+}
+
+/// Fails when standard output was closed at start and `what` would be written there.
+pub fn require_stdout(what: &str) -> anyhow::Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        anyhow::bail!("standard output is closed, and {what} goes there");
+    }
+    Ok(())
+}
+
+fn completions(args: CompletionsArgs) -> anyhow::Result<i32> {
+    require_stdout("the completion script")?;
+    let shell = match args.shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "dnatsim", &mut text);
+    io::stdout().lock().write_all(&text)?;
+    Ok(0)
+}
+
+fn man() -> anyhow::Result<i32> {
+    require_stdout("the manual page")?;
+    let cmd = Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+    // One page for the tool, then a section per command, as git's pages do for theirs.
+    for sub in cmd.get_subcommands() {
+        let title = format!("dnatsim-{}", sub.get_name());
+        clap_mangen::Man::new(sub.clone())
+            .title(title)
+            .render(&mut page)?;
+    }
+    io::stdout().lock().write_all(&page)?;
+    Ok(0)
 }
 
 /// The error and its causes joined by ": ", each cause once: our typed errors name their
@@ -90,20 +277,58 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Reads and validates a rules file, printing its warnings to stderr.
-fn load_rules(path: &Path) -> anyhow::Result<dnatsim::rules::Rules> {
-    let parsed = dnatsim::rules::parse_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut err = io::stderr().lock();
-    for w in &parsed.warnings {
-        let _ = writeln!(err, "{w}");
+/// Reads and validates a rules file (`-`: standard input), printing its warnings to stderr
+/// unless `quiet`; returns the rules and the warnings, one line each, for a report.
+fn load_rules(path: &Path, quiet: bool) -> anyhow::Result<(dnatsim::rules::Rules, Vec<String>)> {
+    let parsed = if paths::is_std(path) {
+        let mut text = String::new();
+        io::Read::read_to_string(&mut io::stdin().lock(), &mut text)
+            .map_err(|e| anyhow::anyhow!("cannot read the rules from standard input: {e}"))?;
+        dnatsim::rules::parse_str(&text, "<stdin>")
+    } else {
+        dnatsim::rules::parse_file(path)
     }
-    Ok(parsed.rules)
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !quiet {
+        let mut err = io::stderr().lock();
+        for w in &parsed.warnings {
+            let _ = writeln!(err, "{w}");
+        }
+    }
+    let lines = parsed
+        .warnings
+        .iter()
+        .map(|w| {
+            format!(
+                "{}:{}:{}: {}: {}",
+                w.file, w.line, w.column, w.rule, w.message
+            )
+        })
+        .collect();
+    Ok((parsed.rules, lines))
+}
+
+/// Writes a command's text result to `out` (whole or not at all) or, without one or with
+/// `-`, to standard output.
+fn write_text_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(path) if !paths::is_std(path) => dnatsim::output::write_whole(path, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display())),
+        _ => {
+            require_stdout("the result")?;
+            let mut o = io::stdout().lock();
+            o.write_all(text.as_bytes())?;
+            o.flush()?;
+            Ok(())
+        }
+    }
 }
 
 /// The `--rules` argument shared by the commands.
 #[derive(Debug, clap::Args)]
 struct RulesArg {
-    /// The rules file (TOML): gateway, bandwidth package and forward entries.
+    /// The rules file (TOML): gateway, bandwidth package and forward entries (`-` reads
+    /// standard input).
     #[arg(long, short = 'r', value_name = "RULES")]
     rules: PathBuf,
 }

@@ -1,17 +1,20 @@
 //! `dnatsim replay`: the main job. A capture in, the gateway's translation applied, a
 //! capture, a summary and a report out.
 
-use super::RulesArg;
+use super::interrupt::{self, Interrupt};
+use super::paths::{self, Files};
 use super::table::{ENTRY_HEADER, entry_cells, render};
-use anyhow::{Context, bail};
+use super::{RulesArg, usage};
+use anyhow::Context;
+use clap::builder::RangedU64ValueParser;
 use dnatsim::bandwidth::LimiterConfig;
-use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig, same_file};
+use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig};
 use dnatsim::nat::{Config, DEFAULT_MAX_FLOWS, ForeignPolicy, ForwardTable, Outcome};
 use dnatsim::pipeline::{Observer, ReplayOptions, ReplayResult, replay};
 use dnatsim::report::{DropReason, Report, trace};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What to do with traffic that concerns no EIP and no mapped server.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -41,14 +44,19 @@ pub struct Args {
     input: PathBuf,
     #[command(flatten)]
     rules: RulesArg,
-    /// Write the translated capture here (whole or not at all).
+    /// Write the translated capture here (whole or not at all; `-` is standard output, and
+    /// then every human-readable line goes to standard error).
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     output: Option<PathBuf>,
-    /// Write the counters as JSON here.
+    /// The output's format; by default it follows OUT's name (.pcap, .pcapng), else the input's.
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "output")]
+    format: Option<OutFormat>,
+    /// Write the counters as JSON here (`-` is standard output).
     #[arg(long, value_name = "FILE.json")]
     report: Option<PathBuf>,
-    /// Print one line per packet for the first N packets: the tuple before and after and the
-    /// entry that matched, or why it was dropped.
+    /// Print one line for each of the first N packets: the tuple before and after and the
+    /// entry that matched, or why it was dropped (a held fragment gets a second line when it
+    /// is decided).
     #[arg(long, value_name = "N")]
     trace: Option<u64>,
     /// Write pcapng with a comment on every packet (entry, before > after, or the drop
@@ -62,42 +70,87 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "pass")]
     foreign: Foreign,
     /// The most flows the flow table keeps (oldest evicted past that, counted).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     max_flows: usize,
     /// Do not apply the bandwidth package (translation only).
     #[arg(long)]
     no_bandwidth: bool,
     /// The bandwidth report's interval, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 100)]
+    #[arg(long, value_name = "MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=u64::MAX / 1_000_000))]
     interval: u64,
     /// Draw offered vs carried rate over time, with the package's cap, as SVG.
-    #[arg(long, value_name = "FILE.svg")]
+    #[arg(long, value_name = "FILE.svg", conflicts_with = "no_bandwidth")]
     plot: Option<PathBuf>,
     /// Threads (default: the machine's cores): 1 does everything on one thread; 2 adds a thread
     /// that reads ahead and writes the output; N > 2 reads on one, translates on N - 2 and
     /// writes on the main thread. The output is byte-identical for every value.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
     threads: Option<usize>,
-    /// No progress bar, no summary (the report and the exit status still tell).
+    /// No progress bar, no summary, no warnings (the report and the exit status still tell).
     #[arg(long, short = 'q')]
     quiet: bool,
+}
+
+/// Container formats `--format` can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutFormat {
+    /// pcap (one link type; no packet comments).
+    Pcap,
+    /// pcapng.
+    Pcapng,
+}
+
+/// The format an output path asks for by its extension, if it names one.
+pub fn format_by_name(path: &Path) -> Option<OutFormat> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "pcap" | "cap" | "dmp" => Some(OutFormat::Pcap),
+        "pcapng" | "ntar" => Some(OutFormat::Pcapng),
+        _ => None,
+    }
+}
+
+/// Where the human-readable lines (summary, trace) go: standard output, unless standard output
+/// carries the capture or the report.
+enum Human {
+    Stdout(std::io::StdoutLock<'static>),
+    Stderr(std::io::Stderr),
+}
+
+impl Write for Human {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Human::Stdout(o) => o.write(buf),
+            Human::Stderr(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Human::Stdout(o) => o.flush(),
+            Human::Stderr(e) => e.flush(),
+        }
+    }
 }
 
 /// Prints trace lines and advances the progress bar.
 struct CliObserver<'a> {
     table: &'a ForwardTable,
-    trace_left: u64,
+    /// Trace packets whose record number is at most this.
+    trace_upto: u64,
     bar: Option<ProgressBar>,
-    out: std::io::StdoutLock<'static>,
+    out: &'a mut Human,
     failed: Option<std::io::Error>,
 }
 
 impl Observer for CliObserver<'_> {
     fn packet(&mut self, record: u64, outcome: &Outcome) {
-        if self.trace_left == 0 || self.failed.is_some() {
+        if record > self.trace_upto || self.failed.is_some() {
             return;
         }
-        self.trace_left -= 1;
         let line = trace::line(record, outcome, self.table);
         let r = match &self.bar {
             Some(bar) => bar.suspend(|| writeln!(self.out, "{line}")),
@@ -108,40 +161,84 @@ impl Observer for CliObserver<'_> {
         }
     }
 
-    fn progress(&mut self, offset: u64) {
+    fn progress(&mut self, packets: u64, offset: u64) {
         if let Some(bar) = &self.bar {
             bar.set_position(offset);
+            if bar.length().is_none() {
+                bar.set_message(format!("{} packets", n(packets)));
+            }
         }
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<i32> {
-    let rules = super::load_rules(&args.rules.rules)?;
-    let table = ForwardTable::new(&rules.forward_entries, &rules.bandwidth_package.public_ips);
-    if let Some(out) = &args.output
-        && same_file(&args.input, out)
-    {
-        bail!(
-            "the output {} is the input; choose another file (the input is never modified)",
-            out.display()
-        );
+/// The writer's format for this run, or a usage error (comments need pcapng).
+fn writer_config(args: &Args, reader: &CaptureReader) -> anyhow::Result<WriterConfig> {
+    let Some(out) = &args.output else {
+        return Ok(WriterConfig::like(reader));
+    };
+    let wanted = args.format.or_else(|| format_by_name(out));
+    if args.annotate && wanted == Some(OutFormat::Pcap) {
+        let why = if args.format.is_some() {
+            "--format pcap".to_string()
+        } else {
+            format!("the name {}", out.display())
+        };
+        return Err(usage(format!(
+            "--annotate writes a comment on every packet, which needs pcapng, but {why} asks for pcap; name the output .pcapng"
+        )));
     }
-    let mut reader =
-        CaptureReader::open(&args.input).with_context(|| args.input.display().to_string())?;
+    let mut config = match wanted {
+        _ if args.annotate => WriterConfig::pcapng_annotated(reader),
+        Some(OutFormat::Pcapng) => WriterConfig::pcapng_annotated(reader),
+        Some(OutFormat::Pcap) => WriterConfig::pcap_like(reader)
+            .map_err(|e| anyhow::anyhow!("{}: cannot be written as pcap: {e}", out.display()))?,
+        None => WriterConfig::like(reader),
+    };
+    config.input = Some(args.input.clone());
+    // Records the reader let through past the snap length are written as they came.
+    config.lenient_snaplen = true;
+    Ok(config)
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let files = Files::new()
+        .input("the capture", &args.input)
+        .input("--rules", &args.rules.rules)
+        .output("-o", args.output.as_deref())
+        .output("--report", args.report.as_deref())
+        .output("--plot", args.plot.as_deref());
+    files.check()?;
+    if args.output.as_deref().is_some_and(paths::is_std) {
+        super::require_stdout("-o - writes the capture")?;
+    }
+    if args.report.as_deref().is_some_and(paths::is_std) {
+        super::require_stdout("--report - writes the report")?;
+    }
+    let human_to_stdout = !files.writes_stdout();
+    if human_to_stdout && (!args.quiet || args.trace.is_some()) {
+        super::require_stdout("the summary")?;
+    }
+    let (rules, rule_warnings) = super::load_rules(&args.rules.rules, args.quiet)?;
+    let table = ForwardTable::new(&rules.forward_entries, &rules.bandwidth_package.public_ips);
+    let interrupt = Interrupt::install()?;
+    let mut reader = match CaptureReader::open_stoppable(&args.input, interrupt.flag()) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(sig) = interrupt.received() {
+                super::error(&format!(
+                    "{}: {} arrived before the capture's header; nothing was written",
+                    input_name(&args),
+                    interrupt::name(sig)
+                ));
+                return Ok(interrupt::exit_code(sig));
+            }
+            return Err(anyhow::Error::new(e).context(input_name(&args)));
+        }
+    };
     // Wireshark reads records longer than the header's snap length; so do we, with a warning.
     reader.set_lenient_snaplen(true);
     let mut writer = match &args.output {
-        Some(out) => {
-            let mut config = if args.annotate {
-                WriterConfig::pcapng_annotated(&reader)
-            } else {
-                WriterConfig::like(&reader)
-            };
-            config.input = Some(args.input.clone());
-            // Records the reader let through past the snap length are written as they came.
-            config.lenient_snaplen = true;
-            Some(CaptureWriter::create(out, &config)?)
-        }
+        Some(out) => Some(CaptureWriter::create(out, &writer_config(&args, &reader)?)?),
         None => None,
     };
     let options = ReplayOptions {
@@ -160,30 +257,24 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         bandwidth: if args.no_bandwidth {
             None
         } else {
-            let interval_ns = args.interval.checked_mul(1_000_000).filter(|&n| n > 0);
-            let Some(interval_ns) = interval_ns else {
-                bail!(
-                    "--interval must be between 1 and {} ms",
-                    u64::MAX / 1_000_000
-                );
-            };
+            // The value parser bounds the interval so that this product fits.
             Some(LimiterConfig::resolve(
                 &rules.bandwidth_package,
-                interval_ns,
+                args.interval * 1_000_000,
             )?)
         },
     };
-    if args.plot.is_some() && options.bandwidth.is_none() {
-        bail!(
-            "--plot draws the bandwidth package's effect; it cannot be combined with --no-bandwidth"
-        );
-    }
+    let mut human = if human_to_stdout {
+        Human::Stdout(std::io::stdout().lock())
+    } else {
+        Human::Stderr(std::io::stderr())
+    };
     let bar = progress_bar(&args);
     let mut observer = CliObserver {
         table: &table,
-        trace_left: args.trace.unwrap_or(0),
+        trace_upto: args.trace.unwrap_or(0),
         bar,
-        out: std::io::stdout().lock(),
+        out: &mut human,
         failed: None,
     };
     let result = replay(
@@ -193,59 +284,108 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         &options,
         &mut observer,
     )
-    .with_context(|| format!("replaying {}", args.input.display()))?;
+    .with_context(|| format!("replaying {}", input_name(&args)));
     if let Some(bar) = observer.bar.take() {
         bar.finish_and_clear();
     }
+    let result = result?;
     if let Some(e) = observer.failed.take() {
         return Err(e.into());
     }
     if let Some(w) = writer {
         w.finish()?;
     }
-    for w in &result.warnings {
-        eprintln!("dnatsim: warning: {}: {w}", args.input.display());
+    let stopped_by = interrupt.received().filter(|_| reader.was_stopped());
+    if !args.quiet {
+        for w in &result.warnings {
+            super::warning(&format!("{}: {w}", input_name(&args)));
+        }
     }
-    let report = Report::new(
-        args.input.display().to_string(),
+    let mut warnings = rule_warnings;
+    warnings.extend(
+        result
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {w}", input_name(&args))),
+    );
+    let mut report = Report::new(
+        input_name(&args),
         args.rules.rules.display().to_string(),
         &result.counters,
         &table,
         &rules.bandwidth_package.public_ips,
         result.flows,
-        result.warnings.clone(),
+        warnings,
     );
-    let mut report = report;
     if let Some(bw) = &result.bandwidth {
         report.bandwidth = Some(serde_json::to_value(bw)?);
         if let Some(plot) = &args.plot {
-            dnatsim::bandwidth::write_svg(bw, plot)
-                .with_context(|| format!("cannot draw the plot {}", plot.display()))?;
+            dnatsim::bandwidth::write_svg(bw, plot)?;
         }
     }
     if let Some(path) = &args.report {
         let mut json = serde_json::to_vec_pretty(&report)?;
         json.push(b'\n');
-        dnatsim::output::write_whole(path, &json)
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
+        if paths::is_std(path) {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&json)?;
+            out.flush()?;
+        } else {
+            dnatsim::output::write_whole(path, &json)
+                .with_context(|| format!("cannot write the report {}", path.display()))?;
+        }
     }
     if !args.quiet {
         let text = summary(&args, &result, &report, &rules);
-        observer.out.write_all(text.as_bytes())?;
+        human.write_all(text.as_bytes())?;
+        human.flush()?;
+    }
+    if let Some(sig) = stopped_by {
+        super::warning(&format!(
+            "{} stopped the run after {} packets; the outputs hold what was read until then",
+            interrupt::name(sig),
+            n(result.counters.packets_in)
+        ));
+        return Ok(interrupt::exit_code(sig));
     }
     Ok(0)
+}
+
+/// The input as messages and the report name it.
+fn input_name(args: &Args) -> String {
+    if paths::is_std(&args.input) {
+        "<stdin>".to_string()
+    } else {
+        args.input.display().to_string()
+    }
 }
 
 fn progress_bar(args: &Args) -> Option<ProgressBar> {
     if args.quiet || !std::io::stderr().is_terminal() {
         return None;
     }
-    let len = std::fs::metadata(&args.input).ok()?.len();
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    let style =
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .ok()?;
-    bar.set_style(style);
+    // A regular file has a size to measure progress against; a stream (standard input, a
+    // FIFO) has none, so it shows what was read and how fast.
+    let len = (!paths::is_std(&args.input))
+        .then(|| std::fs::metadata(&args.input).ok())
+        .flatten()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let (bar, template) = match len {
+        Some(len) => (
+            ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()),
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ),
+        None => (
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+            "{spinner} {msg}, {bytes} read, {bytes_per_sec}",
+        ),
+    };
+    bar.set_style(ProgressStyle::with_template(template).ok()?);
+    if len.is_none() {
+        bar.set_message("0 packets");
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    }
     Some(bar)
 }
 
@@ -262,6 +402,20 @@ fn n(v: u64) -> String {
     out
 }
 
+/// A share as people write it: "17%", "0.5%", "<0.01%".
+fn percent(p: f64) -> String {
+    if p == 0.0 {
+        "0%".to_string()
+    } else if p < 0.01 {
+        "<0.01%".to_string()
+    } else if p < 10.0 {
+        let s = format!("{p:.2}");
+        format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        format!("{p:.0}%")
+    }
+}
+
 fn summary(
     args: &Args,
     result: &ReplayResult,
@@ -272,10 +426,11 @@ fn summary(
     let c = &result.counters;
     let mut s = String::new();
     let out = match &args.output {
+        Some(o) if paths::is_std(o) => "(standard output)".to_string(),
         Some(o) => o.display().to_string(),
         None => "(not written; -o OUT writes it)".to_string(),
     };
-    let _ = writeln!(s, "{} -> {out}", args.input.display());
+    let _ = writeln!(s, "{} -> {out}", input_name(args));
     let _ = writeln!(
         s,
         "packets in   {:>12}  ({} bytes)",
@@ -349,12 +504,24 @@ fn summary(
                 continue;
             }
             let t = &d.totals;
+            // A carried peak above the rate is the bucket's burst passing at once, not a leak.
+            let burst = if t.peak_carried_bps > cfg.rate_bps {
+                format!(" (burst {} bytes)", n(cfg.burst_bytes))
+            } else {
+                String::new()
+            };
+            let packet_share = if t.offered_packets == 0 {
+                0.0
+            } else {
+                t.dropped_packets as f64 * 100.0 / t.offered_packets as f64
+            };
             let mut line = format!(
-                "  {name:<8} peak offered {}, peak carried {}, dropped {:.2}% ({} packets)",
+                "  {name:<8} peak offered {}, peak carried {}{burst}, dropped {:.2}% of bits ({} packets, {})",
                 super::check::format_rate(t.peak_offered_bps),
                 super::check::format_rate(t.peak_carried_bps),
                 t.drop_share * 100.0,
-                n(t.dropped_packets)
+                n(t.dropped_packets),
+                percent(packet_share),
             );
             if let Some(w) = t.worst_queue_delay_ns {
                 line.push_str(&format!(", worst queue delay {:.3} ms", w as f64 / 1e6));

@@ -189,6 +189,9 @@ pub enum Event {
     Orphan {
         /// The fragment's record.
         meta: PacketMeta,
+        /// The frame as it arrived (unchanged), so an annotated output can keep it; hand it
+        /// back with [`Translator::recycle`].
+        data: Vec<u8>,
         /// Its outcome (always `Drop(FragmentOrphan)`).
         outcome: Outcome,
     },
@@ -881,9 +884,11 @@ impl<'t> Translator<'t> {
             dport: 0,
         };
         out.after = out.before;
-        let meta = h.meta;
-        self.recycle(h.data);
-        self.events.push_back(Event::Orphan { meta, outcome: out });
+        self.events.push_back(Event::Orphan {
+            meta: h.meta,
+            data: h.data,
+            outcome: out,
+        });
     }
 
     /// An ICMP error: translate the outer header and, in the inverse direction, the datagram

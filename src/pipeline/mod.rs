@@ -49,8 +49,8 @@ pub struct ReplayOptions {
 pub trait Observer {
     /// Called once per input packet, and again for a held fragment when it is decided.
     fn packet(&mut self, _record: u64, _outcome: &Outcome) {}
-    /// Called every few thousand packets with the input offset reached.
-    fn progress(&mut self, _offset: u64) {}
+    /// Called every few thousand packets with the packets read and the input offset reached.
+    fn progress(&mut self, _packets: u64, _offset: u64) {}
 }
 
 /// An observer that ignores everything.
@@ -148,7 +148,7 @@ fn in_order(
     let mut scratch: Vec<u8> = Vec::with_capacity(65_536);
     while let Some(pkt) = packets.next_packet()? {
         if pkt.record & 0x3fff == 0 {
-            observer.progress(pkt.offset);
+            observer.progress(pkt.record, pkt.offset);
         }
         let meta = packet_meta(&pkt);
         let record = pkt.meta();
@@ -206,15 +206,21 @@ fn drain_events(
                 )?;
                 translator.recycle(data);
             }
-            Event::Orphan { meta, outcome } => {
+            Event::Orphan {
+                meta,
+                data,
+                outcome,
+            } => {
+                // The bytes go along so that `--annotate` keeps the dropped fragment.
                 sink.emit(
                     &released_record(&meta),
                     &meta,
-                    None,
+                    Some(&data),
                     &outcome,
                     table,
                     observer,
                 )?;
+                translator.recycle(data);
             }
         }
     }

@@ -67,6 +67,8 @@ enum Info {
     Round {
         interfaces: Vec<Interface>,
         offset: u64,
+        /// Packets read so far (for progress).
+        packets: u64,
     },
     End {
         warnings: Vec<String>,
@@ -160,7 +162,11 @@ fn read(
             Ok(None) => break,
             Err(e) => {
                 // The packets before the failure are decided first, as with one thread.
-                let round = Info::Round { interfaces, offset };
+                let round = Info::Round {
+                    interfaces,
+                    offset,
+                    packets: seq,
+                };
                 if in_round == 0 || send_round(&info_tx, round, &work_txs, &mut batches, &free_rx) {
                     let _ = info_tx.send(Info::Failed(e));
                 }
@@ -199,6 +205,7 @@ fn read(
             let round = Info::Round {
                 interfaces: interfaces.clone(),
                 offset,
+                packets: seq,
             };
             if !send_round(&info_tx, round, &work_txs, &mut batches, &free_rx) {
                 return;
@@ -206,7 +213,11 @@ fn read(
         }
     }
     if in_round > 0 {
-        let round = Info::Round { interfaces, offset };
+        let round = Info::Round {
+            interfaces,
+            offset,
+            packets: seq,
+        };
         if !send_round(&info_tx, round, &work_txs, &mut batches, &free_rx) {
             return;
         }
@@ -300,7 +311,11 @@ fn events(
                 data,
                 outcome,
             } => (meta, Some(data), outcome),
-            Event::Orphan { meta, outcome } => (meta, None, outcome),
+            Event::Orphan {
+                meta,
+                data,
+                outcome,
+            } => (meta, Some(data), outcome),
         };
         meta.ts_ns = meta.ts_ns.max(now_ns);
         let start = data.len();
@@ -346,9 +361,10 @@ fn merge(
             Info::Round {
                 interfaces: i,
                 offset,
+                packets,
             } => {
                 interfaces = i;
-                observer.progress(offset);
+                observer.progress(packets, offset);
             }
             Info::End { warnings } => break warnings,
             Info::Failed(e) => return Err(e.into()),

@@ -433,8 +433,25 @@ impl Generator {
         &mut self,
         path: &std::path::Path,
     ) -> Result<GenStats, crate::capture::CaptureError> {
-        use crate::capture::{CaptureWriter, RecordMeta, WriterConfig};
-        let mut writer = CaptureWriter::create(path, &WriterConfig::pcap(1, 65535, true))?;
+        self.write_capture(path, false)
+    }
+
+    /// Like [`Generator::write_pcap`], or pcapng (one Ethernet interface, nanosecond
+    /// timestamps) when `pcapng` is set.
+    pub fn write_capture(
+        &mut self,
+        path: &std::path::Path,
+        pcapng: bool,
+    ) -> Result<GenStats, crate::capture::CaptureError> {
+        use crate::capture::{CaptureWriter, Interface, RecordMeta, TSRESOL_NANO, WriterConfig};
+        let config = if pcapng {
+            let mut ifc = Interface::new(1, 65535);
+            ifc.tsresol = TSRESOL_NANO;
+            WriterConfig::pcapng(vec![ifc])
+        } else {
+            WriterConfig::pcap(1, 65535, true)
+        };
+        let mut writer = CaptureWriter::create(path, &config)?;
         let mut frame = Vec::with_capacity(2048);
         while let Some(ts_ns) = self.next_packet(&mut frame) {
             let meta = RecordMeta {
