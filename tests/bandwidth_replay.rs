@@ -615,7 +615,8 @@ fn plot_draws_the_cap_and_needs_the_package() {
         svg_arg,
         "--no-bandwidth",
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    // A command line that cannot work is a usage error, before any work.
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--no-bandwidth"));
     assert!(!svg.exists(), "no plot is written");
 }

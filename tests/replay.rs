@@ -385,8 +385,9 @@ fn output_equal_to_input_is_refused_and_the_input_untouched() {
     let run = Run::new(&tutorial_frames(), false);
     let before = std::fs::read(&run.input).unwrap();
     let o = run.replay(&["-o", run.input.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("is the input"));
+    // Naming an input as the output is a wrong command line: exit 2, before any work.
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is the same file as the capture"));
     assert_eq!(std::fs::read(&run.input).unwrap(), before);
 }
 

@@ -183,35 +183,27 @@ fn paint(text: &str, code: &str) -> String {
     }
 }
 
-/// A closed standard stream (`>&-`) would be reused by the next file the process opens: an
-/// output capture would become "standard output" and receive the summary. Each closed one is
-/// pointed at /dev/null, and a closed standard output is remembered so a command that needs
-/// it fails instead of printing into nothing.
+/// Notes whether standard output was closed at start (`>&-`), so a command that needs it
+/// fails instead of printing into nothing. Rust's runtime reopens a closed standard
+/// descriptor on /dev/null before `main` (so no file we open can take its place), opened
+/// read-write; a shell's `>/dev/null` opens it write-only. So standard output that is
+/// /dev/null opened read-write is taken as closed.
 fn guard_standard_descriptors() {
-    for fd in 0..=2 {
-        // SAFETY: F_GETFD only reads the descriptor's flags; -1 means it is not open.
-        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
-        if !closed {
-            continue;
-        }
-        if fd == 1 {
-            STDOUT_CLOSED.store(true, Ordering::Relaxed);
-        }
-        let flags = if fd == 0 {
-            libc::O_RDONLY
-        } else {
-            libc::O_WRONLY
-        };
-        // SAFETY: a constant NUL-terminated path; open returns the lowest free descriptor,
-        // which is `fd` since the lower ones are open.
-        let got = unsafe { libc::open(c"/dev/null".as_ptr(), flags) };
-        if got >= 0 && got != fd {
-            // SAFETY: both descriptors are valid; the stray one is ours to close.
-            unsafe {
-                libc::dup2(got, fd);
-                libc::close(got);
-            }
-        }
+    let Ok(null) = std::fs::metadata("/dev/null") else {
+        return;
+    };
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: fstat fills a plain struct for a descriptor; a failure leaves it unused.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(1, &mut st) } != 0 {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: F_GETFL only reads the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
+    let is_null = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR && st.st_rdev == null.rdev();
+    if is_null && flags >= 0 && flags & libc::O_ACCMODE == libc::O_RDWR {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
     }
 }
 

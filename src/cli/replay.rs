@@ -301,13 +301,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             super::warning(&format!("{}: {w}", input_name(&args)));
         }
     }
+    // The report names its input, so the capture's warnings need no prefix there.
     let mut warnings = rule_warnings;
-    warnings.extend(
-        result
-            .warnings
-            .iter()
-            .map(|w| format!("{}: {w}", input_name(&args))),
-    );
+    warnings.extend(result.warnings.iter().cloned());
     let mut report = Report::new(
         input_name(&args),
         args.rules.rules.display().to_string(),

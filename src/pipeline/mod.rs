@@ -147,7 +147,7 @@ fn in_order(
     let mut sink = Sink::new(writer, table, options);
     let mut scratch: Vec<u8> = Vec::with_capacity(65_536);
     while let Some(pkt) = packets.next_packet()? {
-        if pkt.record & 0x3fff == 0 {
+        if pkt.record & 0x3ff == 0 {
             observer.progress(pkt.record, pkt.offset);
         }
         let meta = packet_meta(&pkt);
