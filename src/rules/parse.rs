@@ -318,7 +318,7 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
                 _ => None,
             };
             match r {
-                Some(Ok(bps)) => draft.rate_bps = Some(bps),
+                Some(Ok(bps)) => draft.rate_bps = Some(Located::new(bps, got.loc.clone())),
                 Some(Err(msg)) => sink.error("bandwidth", &got.loc, msg),
                 None => sink.error(
                     "type",
@@ -384,7 +384,7 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
     }
 
     if let Some(got) = f.get("burst_bytes") {
-        draft.burst_bytes = positive_int(got, sink).map(|l| l.v);
+        draft.burst_bytes = positive_int(got, sink);
     }
     if let Some(got) = f.get("queue_limit_bytes") {
         draft.queue_limit_bytes = positive_int(got, sink);
