@@ -3,7 +3,7 @@
 mod common;
 
 use common::dnatsim;
-
+use std::path::Path;
 use std::process::Output;
 
 const RULES: &str = "pcaps/seed/rules.toml";
@@ -211,4 +211,124 @@ fn explain_spells_foreign_as_replay_does() {
         "no",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// Writes `text` to `name` in a new temporary directory.
+fn file(name: &str, text: &[u8]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+#[test]
+fn rule_diagnostics_are_printed_once_without_a_doubled_prefix() {
+    let (_dir, path) = file("typo.toml", b"[gateway]\nnme = \"x\"\n");
+    let o = dnatsim(&["check", "--rules", &path]);
+    assert_eq!(o.status.code(), Some(1));
+    let want = format!(
+        "error[missing-key]: the rules file has no [bandwidth_package] (bandwidth_mbps and public_ips are required)\n \
+         --> {path}\n\n\
+         error[unknown-key]: unknown key `nme` in [gateway]; did you mean `name`?\n \
+         --> {path}:2:1\n  |\n2 | nme = \"x\"\n  | ^^^\n\n\
+         dnatsim: error: 2 errors in {path}\n"
+    );
+    assert_eq!(stderr(&o), want);
+}
+
+#[test]
+fn an_infinite_bandwidth_must_be_finite() {
+    let (_dir, path) = file(
+        "inf.toml",
+        b"[bandwidth_package]\nbandwidth_mbps = inf\npublic_ips = [\"203.0.113.1\"]\n",
+    );
+    let o = dnatsim(&["check", "--rules", &path]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(
+        err.lines().next(),
+        Some("error[bandwidth]: bandwidth_mbps must be finite, not inf"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("--> {path}:2:18")), "{err}");
+    let nan = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("inf", "nan");
+    let err = dnatsim::rules::parse_str(&nan, "nan.toml")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("bandwidth_mbps must be finite, not NaN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_capture_given_as_the_rules_file_is_named_as_such() {
+    let pcapng = [
+        0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 28, 0, 0, 0,
+    ];
+    let (_dir, ng) = file("capture.pcapng", &pcapng);
+    for (path, format) in [("pcaps/seed/capture.pcap", "pcap"), (ng.as_str(), "pcapng")] {
+        // tcpdump's habit: -r names the capture.
+        let o = dnatsim(&["replay", "-r", path, RULES]);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "dnatsim: error: {path} is a capture ({format}), not a rules file: -r/--rules takes \
+                 the rules file (TOML); a capture is replay's IN argument\n"
+            )
+        );
+    }
+}
+
+#[test]
+fn an_error_names_a_path_once() {
+    let o = dnatsim(&["replay", "/nonexistent/in.pcap", "--rules", RULES]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("dnatsim: error: cannot open /nonexistent/in.pcap: "),
+        "{err}"
+    );
+    assert_eq!(last.matches("/nonexistent/in.pcap").count(), 1, "{err}");
+}
+
+#[test]
+fn counts_of_one_are_singular() {
+    let (dir, path) = file(
+        "one.toml",
+        b"[bandwidth_package]\nbandwidth_mbps = 10\npublic_ips = [\"203.0.113.1\"]\n\
+          [[forward_entry]]\nexternal_ip = \"203.0.113.1\"\nexternal_port = 80\n\
+          ip_protocol = \"tcp\"\ninternal_ip = \"192.168.1.3\"\ninternal_port = 80\n",
+    );
+    let o = dnatsim(&["check", "--rules", &path]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().next(),
+        Some(
+            format!(
+                "{path}: gateway (unnamed), profile alibaba, bandwidth package 10 Mbps with 1 public IP, 1 forward entry"
+            )
+            .as_str()
+        )
+    );
+    let seed = stdout(&dnatsim(&["check", "--rules", RULES]));
+    assert!(
+        seed.contains("150 Mbps with 5 public IPs, 5 forward entries"),
+        "{seed}"
+    );
+
+    let out = dir.path().join("one.pcap");
+    let out = out.to_str().unwrap();
+    let o = dnatsim(&["gen", "--rules", &path, "-o", out, "--packets", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.starts_with(&format!("{out}: 1 packet, ")), "{err}");
+    assert!(Path::new(out).exists());
 }

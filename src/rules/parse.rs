@@ -22,11 +22,40 @@ pub struct Parsed {
 
 /// Reads and parses a rules file; the file name in diagnostics is the path as given.
 pub fn parse_file(path: &Path) -> Result<Parsed, RulesError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+    let read_error = |source| RulesError::Read {
         path: path.display().to_string(),
         source,
+    };
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    if let Some(format) = capture_format(&bytes) {
+        return Err(RulesError::Capture {
+            path: path.display().to_string(),
+            format,
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (invalid byte at offset {at})"),
+        ))
     })?;
     parse_str(&text, &path.display().to_string())
+}
+
+/// "pcap" or "pcapng" when `bytes` start like a capture: a pcap magic number (either byte
+/// order, microsecond or nanosecond), which is not UTF-8 so no rules text has it; or a pcapng
+/// section header, whose type "\n\r\r\n" is text, so its byte-order magic is checked too.
+fn capture_format(bytes: &[u8]) -> Option<&'static str> {
+    match bytes.get(..4)? {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] => Some("pcap"),
+        [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] => Some("pcap"),
+        [0x0a, 0x0d, 0x0d, 0x0a] => match bytes.get(8..12)? {
+            [0x4d, 0x3c, 0x2b, 0x1a] | [0x1a, 0x2b, 0x3c, 0x4d] => Some("pcapng"),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Parses and validates rules text; `file` names the source in diagnostics.
