@@ -171,16 +171,43 @@ fn explain_translates_replies_back() {
 
 #[test]
 fn explain_rejects_bad_arguments() {
+    // A wrong command line is a usage error (exit 2), found before the rules are read.
     let o = dnatsim(&["explain", "--rules", RULES, "tcp", "203.0.113.79"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("tcp and udp need IP:PORT"),
         "{}",
         stderr(&o)
     );
     let o = dnatsim(&["explain", "--rules", RULES, "tcp", "203.0.113.999:80"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not an IPv4 address"));
+    let o = dnatsim(&["explain", "--rules", RULES, "tcp", "203.0.113.79:0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the port must be 1-65535"),
+        "{}",
+        stderr(&o)
+    );
+    let o = dnatsim(&["explain", "--rules", RULES, "foo", "203.0.113.79:80"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown protocol `foo`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = dnatsim(&[
+        "explain",
+        "--rules",
+        "no-such.toml",
+        "tcp",
+        "203.0.113.79:0",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the command line is checked first"
+    );
 }
 
 #[test]

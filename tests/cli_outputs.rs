@@ -1040,10 +1040,7 @@ fn completions_man_page_and_colour() {
         let o = common::dnatsim(&["completions", shell]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let text = stdout(&o);
-        assert!(
-            text.contains("replay") && text.contains("rules"),
-            "{shell}"
-        );
+        assert!(text.contains("replay") && text.contains("rules"), "{shell}");
     }
     if have_tool("bash") {
         let o = common::dnatsim(&["completions", "bash"]);

@@ -289,3 +289,24 @@ internal_port = "any"
     );
     nft_check(&nft);
 }
+
+#[test]
+fn nft_export_drops_traffic_to_an_eip_that_no_entry_matches() {
+    // dnatsim drops traffic to the backup IP5 and to unmapped ports of the port-mapped IP3 and
+    // IP4 (no_rule); the exported ruleset must not accept it.
+    let nft = to_nft(&seed());
+    let chain = "\tchain unmatched {\n\
+        \t\ttype filter hook prerouting priority dstnat + 10; policy accept;\n\
+        \t\tip daddr { 203.0.113.107, 203.0.113.55, 203.0.113.79, 203.0.113.59, 203.0.113.58 } \
+        drop comment \"no_rule: no entry matched\"\n\
+        \t}\n";
+    assert!(nft.contains(chain), "{nft}");
+    // After the DNAT chain (priority dstnat), before the SNAT one.
+    let (dnat, drop, snat) = (
+        nft.find("chain prerouting"),
+        nft.find("chain unmatched"),
+        nft.find("chain postrouting"),
+    );
+    assert!(dnat < drop && drop < snat, "{nft}");
+    nft_check(&nft);
+}

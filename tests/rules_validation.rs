@@ -547,3 +547,137 @@ fn shape_options_in_police_mode_warn() {
     let rules: Vec<(&str, u32)> = parsed.warnings.iter().map(|w| (w.rule, w.line)).collect();
     assert_eq!(rules, [("unused-public-ip", 3), ("shape-only-option", 4)]);
 }
+
+#[test]
+fn alibaba_rejects_addresses_no_gateway_can_use() {
+    let (errs, rendered) = errors_of("unusable_ips.toml");
+    let got: Vec<(&str, u32, u32, &str)> = errs
+        .iter()
+        .map(|d| (d.rule, d.line, d.column, d.message.as_str()))
+        .collect();
+    let want = [
+        (
+            "unusable-ip",
+            9,
+            5,
+            "public IP 0.0.0.0 is in 0.0.0.0/8 (\"this network\", RFC 1122); no gateway can use it",
+        ),
+        (
+            "unusable-ip",
+            10,
+            5,
+            "public IP 255.255.255.255 is the limited broadcast address; no gateway can use it",
+        ),
+        (
+            "unusable-ip",
+            17,
+            15,
+            "internal_ip 127.0.0.1 is a loopback address (127.0.0.0/8); no gateway can use it",
+        ),
+        (
+            "unusable-ip",
+            24,
+            15,
+            "internal_ip 224.0.0.5 is a multicast address (224.0.0.0/4); no gateway can use it",
+        ),
+        (
+            "unusable-ip",
+            31,
+            15,
+            "internal_ip 240.0.0.1 is in the reserved 240.0.0.0/4 (class E); no gateway can use it",
+        ),
+        (
+            "unusable-ip",
+            35,
+            15,
+            "external_ip 0.0.0.0 is in 0.0.0.0/8 (\"this network\", RFC 1122); no gateway can use it",
+        ),
+    ];
+    assert_eq!(got, want, "{rendered}");
+    assert!(
+        rendered.contains("profile = \"permissive\" in [gateway] accepts it"),
+        "{rendered}"
+    );
+    // The permissive profile is for labs, where such addresses may be wanted.
+    let text = std::fs::read_to_string(data("unusable_ips.toml")).unwrap_or_default();
+    let permissive = text.replace("name = \"T\"", "name = \"T\"\nprofile = \"permissive\"");
+    let parsed = parse_str(&permissive, "p.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed.rules.forward_entries.len(), 4);
+}
+
+/// `bandwidth_zero.toml` with its `bandwidth_mbps = 0` line replaced.
+fn with_package_line(line: &str) -> Result<dnatsim::rules::Parsed, RulesError> {
+    let text = std::fs::read_to_string(data("bandwidth_zero.toml"))
+        .unwrap_or_default()
+        .replace("bandwidth_mbps = 0", line);
+    parse_str(&text, "b.toml")
+}
+
+/// The same under the permissive profile.
+fn permissive_with_package_line(line: &str) -> Result<dnatsim::rules::Parsed, RulesError> {
+    let text = std::fs::read_to_string(data("bandwidth_zero.toml"))
+        .unwrap_or_default()
+        .replace("bandwidth_mbps = 0", line)
+        .replace("name = \"T\"", "name = \"T\"\nprofile = \"permissive\"");
+    parse_str(&text, "b.toml")
+}
+
+#[test]
+fn alibaba_bandwidth_is_between_1_and_5000_mbps() {
+    for (line, message) in [
+        (
+            "bandwidth_mbps = 0.5",
+            "bandwidth_mbps 0.5 is below the cloud's minimum of 1 Mbps",
+        ),
+        (
+            "bandwidth_mbps = 5001",
+            "bandwidth_mbps 5001 is above the cloud's maximum of 5000 Mbps for a bandwidth package",
+        ),
+    ] {
+        let errs = with_package_line(line)
+            .err()
+            .map(|e| e.diagnostics().to_vec())
+            .unwrap_or_default();
+        let got: Vec<(&str, u32, u32, &str)> = errs
+            .iter()
+            .map(|d| (d.rule, d.line, d.column, d.message.as_str()))
+            .collect();
+        assert_eq!(got, [("bandwidth-range", 6, 18, message)], "{line}");
+    }
+    for edge in ["bandwidth_mbps = 1", "bandwidth_mbps = 5000"] {
+        assert!(with_package_line(edge).is_ok(), "{edge}");
+    }
+    for lab in ["bandwidth_mbps = 0.5", "bandwidth_mbps = 10000"] {
+        let p = permissive_with_package_line(lab);
+        assert!(p.is_ok(), "{lab}: {:?}", p.err().map(|e| e.to_string()));
+    }
+}
+
+#[test]
+fn alibaba_rejects_a_burst_over_1_gb() {
+    let errs = with_package_line("bandwidth_mbps = 10\nburst_bytes = 1000000001")
+        .err()
+        .map(|e| e.diagnostics().to_vec())
+        .unwrap_or_default();
+    let got: Vec<(&str, u32, u32, &str)> = errs
+        .iter()
+        .map(|d| (d.rule, d.line, d.column, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "burst-too-large",
+            7,
+            15,
+            "burst_bytes 1000000001 is over 1 GB (1000000000 bytes); no gateway lets that much through at once"
+        )]
+    );
+    let at_limit = with_package_line("bandwidth_mbps = 10\nburst_bytes = 1000000000");
+    assert!(
+        at_limit.is_ok(),
+        "{:?}",
+        at_limit.err().map(|e| e.to_string())
+    );
+    let lab = permissive_with_package_line("bandwidth_mbps = 10\nburst_bytes = 1000000001");
+    assert!(lab.is_ok(), "{:?}", lab.err().map(|e| e.to_string()));
+}

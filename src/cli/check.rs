@@ -1,7 +1,7 @@
 //! `dnatsim check`: validate a rules file and show its compiled table.
 
 use super::RulesArg;
-use super::table::{ENTRY_HEADER, entry_cells, render};
+use super::table::{ENTRY_HEADER, entry_cells, noun, render};
 use std::io::Write;
 
 /// Validate a rules file and print its forward table as the tutorial shows it.
@@ -34,12 +34,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     writeln!(
         out,
-        "{}: gateway {name}, profile {}, bandwidth package {} with {} public IPs, {} forward entries",
+        "{}: gateway {name}, profile {}, bandwidth package {} with {} {}, {} {}",
         args.rules.rules.display(),
         rules.gateway.profile.as_str(),
         format_rate(pkg.rate_bps),
         pkg.public_ips.len(),
+        noun(pkg.public_ips.len() as u64, "public IP", "public IPs"),
         rules.forward_entries.len(),
+        noun(
+            rules.forward_entries.len() as u64,
+            "forward entry",
+            "forward entries"
+        ),
     )?;
     writeln!(out)?;
     let rows: Vec<Vec<String>> = rules.table_order().into_iter().map(entry_cells).collect();

@@ -37,16 +37,32 @@ pub struct Args {
     /// The destination, IP:PORT (or IP for protocols without ports).
     #[arg(value_name = "DST_IP:PORT")]
     dst: String,
-    /// The source, IP:PORT; a documentation-range client by default.
-    #[arg(long, value_name = "SRC_IP:PORT", default_value = "198.51.100.7:51000")]
-    from: String,
-    /// Treat foreign traffic as --foreign drop would.
-    #[arg(long)]
+    /// The source, IP:PORT (or IP for protocols without ports); a documentation-range client,
+    /// 198.51.100.7:51000, by default.
+    #[arg(long, value_name = "SRC_IP:PORT")]
+    from: Option<String>,
+    /// Traffic that concerns no EIP and no mapped server, as replay's --foreign.
+    #[arg(long, value_enum, default_value = "pass")]
+    foreign: Foreign,
+    /// The old spelling of `--foreign drop`, kept so that existing scripts still run.
+    #[arg(long, hide = true, conflicts_with = "foreign")]
     foreign_drop: bool,
     /// No warnings about the rules file.
     #[arg(long, short = 'q')]
     quiet: bool,
 }
+
+/// What to do with traffic that concerns no EIP and no mapped server (replay's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Foreign {
+    /// Pass it unchanged.
+    Pass,
+    /// Drop it (counted as `foreign`).
+    Drop,
+}
+
+/// The client used when `--from` is not given.
+const DEFAULT_FROM: (Ipv4Addr, u16) = (Ipv4Addr::new(198, 51, 100, 7), 51000);
 
 fn parse_proto(s: &str) -> anyhow::Result<u8> {
     Ok(match s.to_ascii_lowercase().as_str() {
@@ -86,14 +102,62 @@ fn parse_endpoint(s: &str, needs_port: bool, what: &str) -> anyhow::Result<(Ipv4
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     super::require_stdout("the explanation")?;
-    let (rules, _) = super::load_rules(&args.rules.rules, args.quiet)?;
-    let proto = parse_proto(&args.proto)?;
+    // The command line is checked before the rules are read: a wrong one is a usage error.
+    let proto = match parse_proto(&args.proto) {
+        Ok(p) => p,
+        Err(e) => return Ok(usage_error(&e.to_string())),
+    };
     let ported = proto == 6 || proto == 17;
-    let (dst, dport) = parse_endpoint(&args.dst, ported, "destination")?;
-    let (src, sport) = parse_endpoint(&args.from, ported, "--from")?;
-    let text = explain(&rules, proto, src, sport, dst, dport, args.foreign_drop);
+    if !ported {
+        let name = trace::proto_name(proto);
+        for (what, given) in [
+            ("the destination", Some(&args.dst)),
+            ("--from", args.from.as_ref()),
+        ] {
+            if let Some(given) = given
+                && let Some((ip, _)) = given.rsplit_once(':')
+            {
+                return Ok(usage_error(&format!(
+                    "{name} has no ports, but {what} `{given}` has one: only tcp and udp \
+                     entries match ports; give {what} as {ip}"
+                )));
+            }
+        }
+    }
+    let (dst, dport) = match parse_endpoint(&args.dst, ported, "destination") {
+        Ok(e) => e,
+        Err(e) => return Ok(usage_error(&e.to_string())),
+    };
+    let (src, sport) = match &args.from {
+        Some(from) => match parse_endpoint(from, ported, "--from") {
+            Ok(e) => e,
+            Err(e) => return Ok(usage_error(&e.to_string())),
+        },
+        None if ported => DEFAULT_FROM,
+        None => (DEFAULT_FROM.0, 0),
+    };
+    let (rules, _) = super::load_rules(&args.rules.rules, args.quiet)?;
+    if args.foreign_drop && !args.quiet {
+        super::warning("--foreign-drop is deprecated; use --foreign drop");
+    }
+    let foreign_drop = args.foreign_drop || args.foreign == Foreign::Drop;
+    let text = explain(&rules, proto, src, sport, dst, dport, foreign_drop);
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(0)
+}
+
+/// Prints a command-line error as clap does (message, usage, hint) and returns exit code 2.
+fn usage_error(message: &str) -> i32 {
+    let mut cli = <super::Cli as clap::CommandFactory>::command();
+    // Building first gives the subcommand its full name ("dnatsim explain") in the usage line.
+    cli.build();
+    let error = match cli.find_subcommand_mut("explain") {
+        Some(explain) => explain.error(clap::error::ErrorKind::ValueValidation, message),
+        None => cli.error(clap::error::ErrorKind::ValueValidation, message),
+    };
+    // Printing can only fail on a closed stderr; the exit code still says what happened.
+    let _ = error.print();
+    2
 }
 
 /// The whole explanation as text.
@@ -162,12 +226,14 @@ pub fn explain(
     match out.verdict {
         Verdict::Inbound { entry: i, kind } => {
             let e = entry(i);
+            let kind = kind_of(kind, e);
             let _ = writeln!(s, "  inbound: {dst} is an EIP of the bandwidth package");
             let _ = writeln!(s, "  matched {} {}", e.id, how(kind, e, rules));
             let _ = writeln!(s, "  => {name} {}", trace::tuple(&out.after));
         }
         Verdict::Outbound { entry: i, kind } => {
             let e = entry(i);
+            let kind = kind_of(kind, e);
             let side = if kind == MatchKind::IpAny {
                 format!(
                     "{src} is the server of IP mapping {} ({})",
@@ -194,14 +260,20 @@ pub fn explain(
                 s,
                 "  dropped ({}): {}",
                 reason.as_str(),
-                why_dropped(rules, proto, src, dst, dport, reason)
+                why_dropped(rules, proto, (src, sport), dst, dport, reason)
             );
         }
         Verdict::PassForeign => {
+            let why = match server_elsewhere(rules, proto, src, sport) {
+                Some(server) => format!("{dst} is not an EIP, and {server}"),
+                None => format!(
+                    "neither {dst} is an EIP nor {} a mapped server",
+                    trace::endpoint(proto, u32::from(src), sport)
+                ),
+            };
             let _ = writeln!(
                 s,
-                "  foreign: neither {dst} is an EIP nor {} a mapped server; passes unchanged (--foreign drop would drop it)",
-                trace::endpoint(proto, u32::from(src), sport)
+                "  foreign: {why}; passes unchanged (--foreign drop would drop it)"
             );
         }
         Verdict::PassNotIpv4 | Verdict::Held => {}
@@ -211,6 +283,39 @@ pub fn explain(
         let _ = writeln!(s, "  changed: {}", changes.join("; "));
     }
     s
+}
+
+/// The table indexes small port ranges port by port and reports a match inside one as an
+/// exact port; the entry itself says whether it is a range.
+fn kind_of(kind: MatchKind, e: &ForwardEntry) -> MatchKind {
+    match (kind, e.external_port) {
+        (MatchKind::Port, dnatsim::rules::PortSpec::Range(..)) => MatchKind::Range,
+        _ => kind,
+    }
+}
+
+/// When the source is the server of some entry, but not for this protocol and port (a server
+/// mapped for tcp/443 asked about udp), says which entries it does have, so that a packet
+/// passed as foreign is not mistaken for one from an unknown host.
+fn server_elsewhere(rules: &Rules, proto: u8, src: Ipv4Addr, sport: u16) -> Option<String> {
+    let have: Vec<String> = rules
+        .forward_entries
+        .iter()
+        .filter(|e| e.internal_ip == src)
+        .map(|e| format!("{}/{} ({})", e.ip_protocol, e.internal_port, e.id))
+        .collect();
+    if have.is_empty() {
+        return None;
+    }
+    let asked = if proto == 6 || proto == 17 {
+        format!("{}/{sport}", trace::proto_name(proto))
+    } else {
+        trace::proto_name(proto)
+    };
+    Some(format!(
+        "{src} is a mapped server for {} only, not {asked}",
+        join_and(&have)
+    ))
 }
 
 /// How an entry matched, in words.
@@ -257,7 +362,7 @@ fn how(kind: MatchKind, e: &ForwardEntry, rules: &Rules) -> String {
 fn why_dropped(
     rules: &Rules,
     proto: u8,
-    src: Ipv4Addr,
+    (src, sport): (Ipv4Addr, u16),
     dst: Ipv4Addr,
     dport: u16,
     reason: dnatsim::report::DropReason,
@@ -265,7 +370,10 @@ fn why_dropped(
     use dnatsim::report::DropReason;
     if reason != DropReason::NoRule {
         return match reason {
-            DropReason::Foreign => format!("neither {dst} is an EIP nor {src} a mapped server"),
+            DropReason::Foreign => match server_elsewhere(rules, proto, src, sport) {
+                Some(server) => format!("{dst} is not an EIP, and {server}"),
+                None => format!("neither {dst} is an EIP nor {src} a mapped server"),
+            },
             _ => reason.as_str().replace('_', " "),
         };
     }

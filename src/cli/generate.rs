@@ -117,9 +117,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let mut out = std::io::stderr().lock();
     writeln!(
         out,
-        "{}: {} packets, {} IP bytes",
+        "{}: {} {}, {} IP bytes",
         args.output.display(),
         stats.packets,
+        super::table::noun(stats.packets, "packet", "packets"),
         stats.l3_bytes
     )?;
     for c in Category::ALL {

@@ -245,7 +245,8 @@ fn man() -> anyhow::Result<i32> {
 }
 
 /// The error and its causes joined by ": ", each cause once: our typed errors name their
-/// operating-system reason in their own message, and anyhow's `{:#}` would repeat it.
+/// operating-system reason in their own message, and anyhow's `{:#}` would repeat it. A context
+/// that is only the path a cause names again ("in.pcap: cannot open in.pcap: ...") is dropped.
 fn describe(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
@@ -253,12 +254,25 @@ fn describe(e: &anyhow::Error) -> String {
         if text.ends_with(&part) {
             continue;
         }
+        if names(&part, &text) {
+            text.clear();
+        }
         if !text.is_empty() {
             text.push_str(": ");
         }
         text.push_str(&part);
     }
     text
+}
+
+/// Whether `message` names `path` as a word of its own (after a space, before ":" or the end).
+fn names(message: &str, path: &str) -> bool {
+    !path.is_empty()
+        && message.match_indices(path).any(|(at, _)| {
+            let before = message[..at].ends_with(' ');
+            let rest = &message[at + path.len()..];
+            before && (rest.is_empty() || rest.starts_with(':'))
+        })
 }
 
 /// A reader that went away (`dnatsim ... | head`) is not an error.
@@ -272,6 +286,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Reads and validates a rules file (`-`: standard input), printing its warnings to stderr
 /// unless `quiet`; returns the rules and the warnings, one line each, for a report.
 fn load_rules(path: &Path, quiet: bool) -> anyhow::Result<(dnatsim::rules::Rules, Vec<String>)> {
+    use dnatsim::rules::RulesError;
     let parsed = if paths::is_std(path) {
         let mut text = String::new();
         io::Read::read_to_string(&mut io::stdin().lock(), &mut text)
@@ -279,8 +294,25 @@ fn load_rules(path: &Path, quiet: bool) -> anyhow::Result<(dnatsim::rules::Rules
         dnatsim::rules::parse_str(&text, "<stdin>")
     } else {
         dnatsim::rules::parse_file(path)
-    }
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        // Each diagnostic has its own `error[rule]:` heading and location; printed as they
+        // are, only their count is left for the one `dnatsim: error:` line.
+        Err(RulesError::Invalid { file, errors, .. }) => {
+            let mut err = io::stderr().lock();
+            for d in &errors {
+                let _ = writeln!(err, "{d}");
+            }
+            let n = errors.len();
+            let noun = if n == 1 { "error" } else { "errors" };
+            anyhow::bail!("{n} {noun} in {file}");
+        }
+        Err(e @ RulesError::Capture { .. }) => anyhow::bail!(
+            "{e}: -r/--rules takes the rules file (TOML); a capture is replay's IN argument"
+        ),
+        Err(e) => return Err(e.into()),
+    };
     if !quiet {
         let mut err = io::stderr().lock();
         for w in &parsed.warnings {
@@ -343,5 +375,9 @@ mod tests {
         );
         let plain = anyhow::anyhow!("bad").context("outer");
         assert_eq!(describe(&plain), "outer: bad");
+        let open = anyhow::anyhow!("cannot open in.pcap: gone").context("in.pcap");
+        assert_eq!(describe(&open), "cannot open in.pcap: gone");
+        let offset = anyhow::anyhow!("read error at offset 24: gone").context("in.pcap");
+        assert_eq!(describe(&offset), "in.pcap: read error at offset 24: gone");
     }
 }

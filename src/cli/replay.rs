@@ -466,22 +466,33 @@ fn summary(
     if c.bad_l4_checksum_in > 0 {
         let _ = writeln!(
             s,
-            "note: {} translated packets had a wrong TCP/UDP checksum on input; it stays wrong by the same amount",
-            n(c.bad_l4_checksum_in)
+            "note: {} translated {} a wrong TCP/UDP checksum on input; it stays wrong by the same amount",
+            n(c.bad_l4_checksum_in),
+            super::table::noun(c.bad_l4_checksum_in, "packet had", "packets had")
         );
     }
     if c.snapped > 0 {
         let _ = writeln!(
             s,
-            "note: {} packets were cut by the capture's snap length; their headers were translated",
-            n(c.snapped)
+            "note: {} {}",
+            n(c.snapped),
+            super::table::noun(
+                c.snapped,
+                "packet was cut by the capture's snap length; its headers were translated",
+                "packets were cut by the capture's snap length; their headers were translated"
+            )
         );
     }
     if c.fragments_held > 0 {
         let _ = writeln!(
             s,
-            "note: {} fragments arrived before their first fragment and were held",
-            n(c.fragments_held)
+            "note: {} {}",
+            n(c.fragments_held),
+            super::table::noun(
+                c.fragments_held,
+                "fragment arrived before its first fragment and was held",
+                "fragments arrived before their first fragment and were held"
+            )
         );
     }
     if let Some(bw) = &result.bandwidth {

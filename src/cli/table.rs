@@ -11,6 +11,11 @@ pub fn proto_cell(p: Protocol) -> &'static str {
     }
 }
 
+/// The singular or the plural words for a count: "1 public IP", "2 public IPs".
+pub fn noun<'a>(count: u64, one: &'a str, many: &'a str) -> &'a str {
+    if count == 1 { one } else { many }
+}
+
 /// "Any", "80" or "8000/8010".
 pub fn port_cell(p: PortSpec) -> String {
     match p {

@@ -94,6 +94,15 @@ pub enum RulesError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is a packet capture (pcap or pcapng magic number), given where rules were
+    /// expected: tcpdump's `-r` reads a capture, dnatsim's reads the rules.
+    #[error("{path} is a capture ({format}), not a rules file")]
+    Capture {
+        /// The path as given.
+        path: String,
+        /// "pcap" or "pcapng".
+        format: &'static str,
+    },
     /// The input was read but broke one or more rules; every error found is listed.
     #[error("{}", render_all(file, errors))]
     Invalid {
@@ -110,7 +119,7 @@ impl RulesError {
     /// The error diagnostics (empty for a read error).
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            RulesError::Read { .. } => &[],
+            RulesError::Read { .. } | RulesError::Capture { .. } => &[],
             RulesError::Invalid { errors, .. } => errors,
         }
     }

@@ -144,6 +144,11 @@ fn nft_comment(s: &str) -> String {
 /// `dport map`, port by port, because a plain `dnat to ip:a-b` would pick ports from a pool instead
 /// of keeping the offset. IP mappings also get an SNAT rule so the server's own traffic leaves
 /// from its EIP, as a 1:1 NAT does.
+///
+/// Traffic to an EIP that matches no entry (an EIP without entries, an unmapped port of a
+/// port-mapped EIP) is dropped, as dnatsim drops it (`no_rule`): a filter chain right after
+/// dstnat drops what is still addressed to an EIP, since everything an entry or a tracked
+/// connection matched has had its destination rewritten by then.
 pub fn to_nft(rules: &Rules) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "#!/usr/sbin/nft -f");
@@ -226,6 +231,25 @@ pub fn to_nft(rules: &Rules) -> String {
         );
     }
     let _ = writeln!(o, "\t}}");
+    let eips: Vec<String> = rules
+        .bandwidth_package
+        .public_ips
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    if !eips.is_empty() {
+        let _ = writeln!(o, "\tchain unmatched {{");
+        let _ = writeln!(
+            o,
+            "\t\ttype filter hook prerouting priority dstnat + 10; policy accept;"
+        );
+        let _ = writeln!(
+            o,
+            "\t\tip daddr {{ {} }} drop comment \"no_rule: no entry matched\"",
+            eips.join(", ")
+        );
+        let _ = writeln!(o, "\t}}");
+    }
     let _ = writeln!(o, "\tchain postrouting {{");
     let _ = writeln!(
         o,

@@ -295,8 +295,7 @@ fn read_package(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
         "bandwidth",
         values::mbps_str,
         sink,
-    )
-    .map(|l| l.v);
+    );
     if draft.rate_bps.is_none() {
         draft.broken = true;
     }

@@ -10,10 +10,12 @@
 //! `alibaba` (the default) rejects what the cloud API rejects: duplicates on either side, `any` protocol
 //! with a port, `any` port on one side only, `any` port with protocol tcp/udp, an external IP outside the
 //! package, external IP = internal IP, any other entry on an IP (external or internal) that has an IP
-//! mapping, ranges of unequal size, overlapping ranges on either side, bad values, more than 100 entries.
+//! mapping, ranges of unequal size, overlapping ranges on either side, bad values, more than 100 entries,
+//! addresses no gateway can use (0.0.0.0/8, loopback, multicast, 240.0.0.0/4 and the broadcast address)
+//! as a public, external or internal IP, a bandwidth outside 1-5,000 Mbps and a `burst_bytes` over 1 GB.
 //!
-//! `permissive` lifts three of those: an IP mapping may share its IPs with port mappings (the port
-//! mapping wins, as in nftables and VPP), there is no entry cap, and a tcp/udp entry with both ports
+//! `permissive` lifts those last three and three more: an IP mapping may share its IPs with port
+//! mappings (the port mapping wins, as in nftables and VPP), there is no entry cap, and a tcp/udp entry with both ports
 //! `any` is accepted. Such an entry maps every port of that protocol to the same port of the server; it
 //! counts as the range 1-65535 in the overlap checks, so it is accepted only when no other entry of that
 //! protocol uses its external IP (or its internal IP), which keeps the lookup unambiguous. The only
@@ -43,4 +45,7 @@ pub use id::derive_id;
 pub use import::import_api_json;
 pub use model::*;
 pub use parse::{Parsed, parse_file, parse_str};
-pub use validate::ALIBABA_MAX_ENTRIES;
+pub use validate::{
+    ALIBABA_MAX_BANDWIDTH_BPS, ALIBABA_MAX_BURST_BYTES, ALIBABA_MAX_ENTRIES,
+    ALIBABA_MIN_BANDWIDTH_BPS,
+};

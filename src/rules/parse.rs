@@ -22,11 +22,40 @@ pub struct Parsed {
 
 /// Reads and parses a rules file; the file name in diagnostics is the path as given.
 pub fn parse_file(path: &Path) -> Result<Parsed, RulesError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+    let read_error = |source| RulesError::Read {
         path: path.display().to_string(),
         source,
+    };
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    if let Some(format) = capture_format(&bytes) {
+        return Err(RulesError::Capture {
+            path: path.display().to_string(),
+            format,
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (invalid byte at offset {at})"),
+        ))
     })?;
     parse_str(&text, &path.display().to_string())
+}
+
+/// "pcap" or "pcapng" when `bytes` start like a capture: a pcap magic number (either byte
+/// order, microsecond or nanosecond), which is not UTF-8 so no rules text has it; or a pcapng
+/// section header, whose type "\n\r\r\n" is text, so its byte-order magic is checked too.
+fn capture_format(bytes: &[u8]) -> Option<&'static str> {
+    match bytes.get(..4)? {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] => Some("pcap"),
+        [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] => Some("pcap"),
+        [0x0a, 0x0d, 0x0d, 0x0a] => match bytes.get(8..12)? {
+            [0x4d, 0x3c, 0x2b, 0x1a] | [0x1a, 0x2b, 0x3c, 0x4d] => Some("pcapng"),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Parses and validates rules text; `file` names the source in diagnostics.
@@ -318,7 +347,7 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
                 _ => None,
             };
             match r {
-                Some(Ok(bps)) => draft.rate_bps = Some(bps),
+                Some(Ok(bps)) => draft.rate_bps = Some(Located::new(bps, got.loc.clone())),
                 Some(Err(msg)) => sink.error("bandwidth", &got.loc, msg),
                 None => sink.error(
                     "type",
@@ -384,7 +413,7 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
     }
 
     if let Some(got) = f.get("burst_bytes") {
-        draft.burst_bytes = positive_int(got, sink).map(|l| l.v);
+        draft.burst_bytes = positive_int(got, sink);
     }
     if let Some(got) = f.get("queue_limit_bytes") {
         draft.queue_limit_bytes = positive_int(got, sink);

@@ -15,6 +15,96 @@ use super::model::*;
 /// The cloud API's limit on DNAT entries per forward table.
 pub const ALIBABA_MAX_ENTRIES: usize = 100;
 
+/// The smallest bandwidth package the cloud sells: 1 Mbps (the API's `Bandwidth` is a whole
+/// number of Mbps from 1).
+pub const ALIBABA_MIN_BANDWIDTH_BPS: u64 = 1_000_000;
+
+/// The largest bandwidth package accepted: 5,000 Mbps. Alibaba Cloud's documentation gives
+/// 1-1,000 Mbps for a pay-as-you-go Internet Shared Bandwidth instance and uses 5 Gbps as an
+/// instance's maximum in its limits page; the higher figure is taken so that no package the
+/// cloud can sell is refused.
+pub const ALIBABA_MAX_BANDWIDTH_BPS: u64 = 5_000_000_000;
+
+/// The largest `burst_bytes` accepted: 1 GB. At the largest package (5 Gbps) that is 1.6 s of
+/// traffic let through at once, far beyond any real token bucket; a larger value is a typo.
+pub const ALIBABA_MAX_BURST_BYTES: u64 = 1_000_000_000;
+
+/// Why no gateway can use `ip` as a public or private address, if it cannot.
+fn unusable(ip: Ipv4Addr) -> Option<&'static str> {
+    let first = ip.octets()[0];
+    if first == 0 {
+        Some("in 0.0.0.0/8 (\"this network\", RFC 1122)")
+    } else if ip.is_loopback() {
+        Some("a loopback address (127.0.0.0/8)")
+    } else if ip.is_multicast() {
+        Some("a multicast address (224.0.0.0/4)")
+    } else if ip.is_broadcast() {
+        Some("the limited broadcast address")
+    } else if first >= 240 {
+        Some("in the reserved 240.0.0.0/4 (class E)")
+    } else {
+        None
+    }
+}
+
+/// The checks of the `alibaba` profile on single values: addresses, bandwidth and burst.
+fn check_values(draft: &Draft, sink: &mut Sink<'_>) {
+    let note = || vec!["profile = \"permissive\" in [gateway] accepts it".to_string()];
+    let addresses =
+        draft
+            .public_ips
+            .iter()
+            .map(|l| ("public IP", l))
+            .chain(draft.entries.iter().flat_map(|e| {
+                let ext = e.external_ip.iter().map(|l| ("external_ip", l));
+                ext.chain(e.internal_ip.iter().map(|l| ("internal_ip", l)))
+            }));
+    for (what, ip) in addresses {
+        if let Some(why) = unusable(ip.v) {
+            sink.error_with(
+                "unusable-ip",
+                &ip.loc,
+                format!("{what} {} is {why}; no gateway can use it", ip.v),
+                note(),
+            );
+        }
+    }
+    if let Some(rate) = &draft.rate_bps {
+        let mbps = rate.v as f64 / 1e6;
+        if rate.v < ALIBABA_MIN_BANDWIDTH_BPS {
+            sink.error_with(
+                "bandwidth-range",
+                &rate.loc,
+                format!("bandwidth_mbps {mbps} is below the cloud's minimum of 1 Mbps"),
+                note(),
+            );
+        } else if rate.v > ALIBABA_MAX_BANDWIDTH_BPS {
+            sink.error_with(
+                "bandwidth-range",
+                &rate.loc,
+                format!(
+                    "bandwidth_mbps {mbps} is above the cloud's maximum of {} Mbps for a bandwidth package",
+                    ALIBABA_MAX_BANDWIDTH_BPS / 1_000_000
+                ),
+                note(),
+            );
+        }
+    }
+    if let Some(burst) = &draft.burst_bytes
+        && burst.v > ALIBABA_MAX_BURST_BYTES
+    {
+        sink.error_with(
+            "burst-too-large",
+            &burst.loc,
+            format!(
+                "burst_bytes {} is over 1 GB ({ALIBABA_MAX_BURST_BYTES} bytes); no gateway lets that much through at once",
+                burst.v
+            ),
+            note(),
+        );
+    }
+}
+
 /// A value and where it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct Located<T> {
@@ -63,9 +153,9 @@ pub(crate) struct Draft {
     pub profile: Profile,
     /// Set when a required part could not be read, so no `Rules` can be built.
     pub broken: bool,
-    pub rate_bps: Option<u64>,
+    pub rate_bps: Option<Located<u64>>,
     pub public_ips: Vec<Located<Ipv4Addr>>,
-    pub burst_bytes: Option<u64>,
+    pub burst_bytes: Option<Located<u64>>,
     pub mode: LimitMode,
     pub queue_limit_bytes: Option<Located<u64>>,
     pub latency_ms: Option<Located<u64>>,
@@ -152,6 +242,10 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
             eip_first.insert(ip.v, &ip.loc);
             eip_used.insert(ip.v, false);
         }
+    }
+
+    if alibaba {
+        check_values(draft, sink);
     }
 
     if draft.mode == LimitMode::Police {
@@ -356,7 +450,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
     if !sink.errors.is_empty() || draft.broken {
         return None;
     }
-    let rate_bps = draft.rate_bps?;
+    let rate_bps = draft.rate_bps.as_ref()?.v;
     let mut forward_entries = Vec::with_capacity(entries.len());
     for (d, id) in draft.entries.iter().zip(ids) {
         // Every entry is complete here: an incomplete one was reported as an error.
@@ -379,7 +473,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
         bandwidth_package: BandwidthPackage {
             rate_bps,
             public_ips: draft.public_ips.iter().map(|l| l.v).collect(),
-            burst_bytes: draft.burst_bytes,
+            burst_bytes: draft.burst_bytes.as_ref().map(|l| l.v),
             mode: draft.mode,
             queue_limit_bytes: draft.queue_limit_bytes.as_ref().map(|l| l.v),
             latency_ms: draft.latency_ms.as_ref().map(|l| l.v),

@@ -118,7 +118,10 @@ pub(crate) fn mbps_int(n: i64) -> Result<u64, String> {
 
 /// Bits per second from a fractional number of Mbps; it must come to a whole number of bits per second.
 pub(crate) fn mbps_float(x: f64) -> Result<u64, String> {
-    if !x.is_finite() || x <= 0.0 {
+    if !x.is_finite() {
+        return Err(format!("bandwidth_mbps must be finite, not {x}"));
+    }
+    if x <= 0.0 {
         return Err(format!("bandwidth_mbps must be greater than 0, not {x}"));
     }
     let bps = x * 1e6;
