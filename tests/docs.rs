@@ -60,6 +60,8 @@ fn commands() -> Vec<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
+        // A wrapped description continues on a line indented further.
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .map(str::to_string)
@@ -77,7 +79,9 @@ fn readme_synopses_of_every_command_list_every_option() {
         let command = command.as_str();
         let row = readme
             .lines()
-            .find(|l| l.starts_with(&format!("| `{command} ")))
+            .find(|l| {
+                l.starts_with(&format!("| `{command} ")) || l.starts_with(&format!("| `{command}`"))
+            })
             .unwrap_or_else(|| panic!("no `{command}` row in the README's command table"));
         let options: Vec<_> = options(command)
             .into_iter()
