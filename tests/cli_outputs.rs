@@ -1112,3 +1112,37 @@ fn the_progress_bar_on_a_stream_counts_packets_without_a_total() {
     assert!(!screen.contains("eta"), "no total, no estimate: {screen:?}");
     assert!(!screen.contains("0 B/0 B"), "{screen:?}");
 }
+
+#[test]
+fn evictions_are_named_with_the_option_that_avoids_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rep = dir.path().join("r.json");
+    let o = bin()
+        .args([
+            "replay",
+            CAPTURE,
+            "-r",
+            RULES,
+            "--max-flows",
+            "50",
+            "--threads",
+            "1",
+            "--report",
+        ])
+        .arg(&rep)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let evicted = report(&rep)["flows"]["evicted"].as_u64().unwrap();
+    assert!(evicted > 0);
+    let want = format!(
+        "note: the flow table was full: {} flows were evicted before their time (--max-flows 50); a larger --max-flows keeps them",
+        with_commas(evicted)
+    );
+    assert!(stdout(&o).contains(&want), "{}", stdout(&o));
+    // The default table holds the sample's flows: no such note.
+    let o = common::dnatsim(&["replay", CAPTURE, "-r", RULES]);
+    assert!(!stdout(&o).contains("evicted before their time"));
+    assert!(stdout(&o).contains(", 0 evicted"));
+}

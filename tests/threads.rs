@@ -79,6 +79,41 @@ fn scenario_mix_with_police_is_identical_for_any_thread_count() {
     assert_same_for_all_thread_counts(&input, &rules, options);
 }
 
+/// Tables past 16,384 flows are prefetched ahead (the read-ahead loop, `--threads 2`); one
+/// thread does not look ahead, so equal output shows the prefetch changes nothing.
+#[test]
+fn many_flows_with_prefetching_are_identical_for_any_thread_count() {
+    let rules = rules();
+    let dir = tempfile::tempdir().unwrap();
+    for (mix, name) in [(Mix::Tcp64, "tcp64"), (Mix::Imix, "imix")] {
+        let input = dir.path().join(format!("{name}.pcap"));
+        let config = GenConfig {
+            packets: 200_000,
+            flows: 60_000,
+            mix,
+            seed: 11,
+            ..GenConfig::default()
+        };
+        generate_capture(&rules, &config, &input);
+        let (_, one) = run(
+            &input,
+            &dir.path().join("probe"),
+            &rules,
+            &ReplayOptions {
+                threads: 1,
+                ..ReplayOptions::default()
+            },
+        );
+        assert!(
+            one.flows.peak >= 20_000,
+            "{name}: {} flows at once is too few to reach the prefetching size",
+            one.flows.peak
+        );
+        assert_eq!(one.flows.evicted, 0, "the default table holds them all");
+        assert_same_for_all_thread_counts(&input, &rules, ReplayOptions::default());
+    }
+}
+
 #[test]
 fn shaping_and_annotations_are_identical_for_any_thread_count() {
     let mut rules = rules();

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::builder::RangedU64ValueParser;
 use dnatsim::bandwidth::LimiterConfig;
 use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig};
-use dnatsim::nat::{Config, DEFAULT_MAX_FLOWS, ForeignPolicy, ForwardTable, Outcome};
+use dnatsim::nat::{Config, DEFAULT_MAX_FLOWS, ForeignPolicy, ForwardTable, MAX_FLOWS, Outcome};
 use dnatsim::pipeline::{Observer, ReplayOptions, ReplayResult, replay};
 use dnatsim::report::{DropReason, Report, trace};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -69,9 +69,10 @@ pub struct Args {
     /// Traffic that concerns no EIP and no mapped server.
     #[arg(long, value_enum, default_value = "pass")]
     foreign: Foreign,
-    /// The most flows the flow table keeps (oldest evicted past that, counted).
+    /// The most flows the flow table keeps, 1 to 8,388,606 (oldest evicted past that,
+    /// counted). The table grows with the flows it sees, about 200 bytes each.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_FLOWS as u64))]
     max_flows: usize,
     /// Do not apply the bandwidth package (translation only).
     #[arg(long)]
@@ -463,6 +464,14 @@ fn summary(
         n(f.evicted),
         n(f.peak)
     );
+    if f.evicted > 0 {
+        let _ = writeln!(
+            s,
+            "note: the flow table was full: {} flows were evicted before their time (--max-flows {}); a larger --max-flows keeps them",
+            n(f.evicted),
+            n(args.max_flows as u64)
+        );
+    }
     if c.bad_l4_checksum_in > 0 {
         let _ = writeln!(
             s,

@@ -141,6 +141,9 @@ pub struct FlowStats {
     pub peak: u64,
 }
 
+/// The most flows a table can hold: its index packs slot numbers into 23 bits.
+pub const MAX_FLOWS: usize = super::flowmap::MAX_VALUE as usize - 1;
+
 /// Bindings by both of their keys, bounded in number.
 #[derive(Debug)]
 pub struct FlowTable {
@@ -155,14 +158,14 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
-    /// A table holding at most `capacity` flows (at least one).
+    /// A table holding at most `capacity` flows (at least one, at most [`MAX_FLOWS`]).
     pub fn new(capacity: usize) -> FlowTable {
         FlowTable {
             map: FlowMap::new(),
             slots: Vec::new(),
             keys: Vec::new(),
             free: Vec::new(),
-            capacity: capacity.max(1),
+            capacity: capacity.clamp(1, MAX_FLOWS),
             live: 0,
             stats: FlowStats::default(),
         }
@@ -181,6 +184,25 @@ impl FlowTable {
     /// True when no binding is alive.
     pub fn is_empty(&self) -> bool {
         self.live == 0
+    }
+
+    /// Starts loading the index line a lookup of `key` will read first (a hint).
+    #[inline(always)]
+    pub fn prefetch_index(&self, key: FlowKey) {
+        self.map.prefetch(key);
+    }
+
+    /// Starts loading the slot `key` names, reading the index (best prefetched a few packets
+    /// before); false when the key is not in the table. A hint that changes nothing.
+    #[inline(always)]
+    pub fn prefetch_slot(&self, key: FlowKey) -> bool {
+        if let Some(idx) = self.map.get(key)
+            && let Some(slot) = self.slots.get(idx as usize)
+        {
+            super::flowmap::prefetch_line(slot);
+            return true;
+        }
+        false
     }
 
     /// The live binding for `key`, refreshed to `now_ns`; an idle one past its timeout is
@@ -234,9 +256,14 @@ impl FlowTable {
                 i
             }
             None => {
-                let Ok(i) = u32::try_from(self.slots.len()) else {
+                // The index packs slot numbers into 23 bits.
+                let i = self.slots.len() as u32;
+                if self.slots.len() >= MAX_FLOWS {
                     return false;
-                };
+                }
+                if self.slots.len() == self.slots.capacity() {
+                    self.grow();
+                }
                 self.slots.push(slot);
                 self.keys.push([in_key, out_key]);
                 i
@@ -248,6 +275,18 @@ impl FlowTable {
         self.stats.created += 1;
         self.stats.peak = self.stats.peak.max(self.live as u64);
         true
+    }
+
+    /// Doubles the slab into memory the kernel may back with huge pages (see `huge_vec`);
+    /// `Vec`'s own growth would copy into memory touched before it could be asked.
+    fn grow(&mut self) {
+        let n = (self.slots.len() * 2).max(64);
+        let mut slots = super::flowmap::huge_vec(n);
+        slots.extend_from_slice(&self.slots);
+        self.slots = slots;
+        let mut keys = super::flowmap::huge_vec(n);
+        keys.extend_from_slice(&self.keys);
+        self.keys = keys;
     }
 
     fn remove(&mut self, idx: u32) {

@@ -7,9 +7,9 @@ mod flowmap;
 pub mod table;
 pub mod translate;
 
-pub use flow::{Binding, FlowKey, FlowStats, FlowTable};
+pub use flow::{Binding, FlowKey, FlowStats, FlowTable, MAX_FLOWS};
 pub use table::{ForwardTable, Inbound, Match, MatchKind};
 pub use translate::{
-    Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Outcome, PacketMeta, Translator, Tuple,
-    Verdict,
+    Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Lookahead, Outcome, PacketMeta, Translator,
+    Tuple, Verdict,
 };

@@ -46,8 +46,22 @@ impl Default for Config {
     }
 }
 
-/// Bounded so the flow table stays near 30 MiB however long the capture.
-pub const DEFAULT_MAX_FLOWS: usize = 256 * 1024;
+/// At least four million concurrent flows, as a real gateway's captures hold, with no eviction.
+/// The table grows with the flows it sees (about 200 bytes each), so a small capture does not
+/// pay for this bound.
+pub const DEFAULT_MAX_FLOWS: usize = 4 * 1024 * 1024;
+
+/// A packet a few places ahead, as [`Translator::prefetch_key`] read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookahead {
+    key: FlowKey,
+    tuple: Tuple,
+    inbound: bool,
+}
+
+/// Flows alive from which [`Translator::wants_prefetch`] says yes: about where the index and
+/// slots (about 200 bytes a flow) outgrow a 2 MiB second-level cache.
+const PREFETCH_MIN_FLOWS: usize = 16 * 1024;
 /// Later fragments held while waiting for their first fragment (Linux keeps far more bytes in
 /// reassembly queues, but a gateway that does not reassemble needs only a small window).
 pub const FRAG_HOLD_MAX: usize = 1024;
@@ -446,6 +460,76 @@ impl<'t> Translator<'t> {
         let decrement_ttl = !self.config.keep_ttl;
         rewrite(header, payload, l4, inbound, &b, decrement_ttl);
         Some(out)
+    }
+
+    /// Whether the flow table has outgrown the caches, so that prefetching ahead pays for its
+    /// own parsing; below this the lines are in cache anyway.
+    #[inline]
+    pub fn wants_prefetch(&self) -> bool {
+        self.flows.len() >= PREFETCH_MIN_FLOWS
+    }
+
+    /// The first half of a lookup for a packet still a few packets away: reads the frame's
+    /// tuple as the fast path would, starts loading the flow index's line for its key and
+    /// returns what [`Translator::prefetch_binding`] needs. A hint only: nothing changes, and
+    /// a frame the fast path would decline gives `None`.
+    #[inline]
+    pub fn prefetch_key(&self, frame: &[u8], link_type: u16) -> Option<Lookahead> {
+        let Frame::Ipv4 { offset } = locate_ipv4(link_type, frame) else {
+            return None;
+        };
+        let header = frame.get(offset..)?.first_chunk::<MIN_HEADER_LEN>()?;
+        if header[0] != 0x45 || header[6] & 0x3f != 0 || header[7] != 0 {
+            return None;
+        }
+        let proto = header[9];
+        if proto != PROTO_TCP && proto != PROTO_UDP {
+            return None;
+        }
+        let ports = frame.get(offset + MIN_HEADER_LEN..)?.first_chunk::<4>()?;
+        let t = Tuple {
+            proto,
+            src: u32::from_be_bytes([header[12], header[13], header[14], header[15]]),
+            sport: u16::from_be_bytes([ports[0], ports[1]]),
+            dst: u32::from_be_bytes([header[16], header[17], header[18], header[19]]),
+            dport: u16::from_be_bytes([ports[2], ports[3]]),
+        };
+        // The direction `bind` will settle: an EIP as destination is inbound.
+        let inbound = self.table.is_eip(t.dst);
+        let key = if inbound {
+            FlowKey::inbound(t.proto, t.src, t.sport, t.dst, t.dport)
+        } else {
+            FlowKey::outbound(t.proto, t.src, t.sport, t.dst, t.dport)
+        };
+        self.flows.prefetch_index(key);
+        Some(Lookahead {
+            key,
+            tuple: t,
+            inbound,
+        })
+    }
+
+    /// The second half, once the index line had time to arrive: starts loading the flow's
+    /// slot or, for a flow not bound yet, the index line its reply key will be inserted at.
+    /// A hint only.
+    #[inline]
+    pub fn prefetch_binding(&self, ahead: &Lookahead) {
+        if self.flows.prefetch_slot(ahead.key) {
+            return;
+        }
+        let t = ahead.tuple;
+        let back = if ahead.inbound {
+            let Inbound::Hit(m) = self.table.lookup(t.dst, t.proto, t.dport) else {
+                return;
+            };
+            FlowKey::outbound(t.proto, m.ip, m.port, t.src, t.sport)
+        } else {
+            let Some(m) = self.table.reverse(t.src, t.proto, t.sport) else {
+                return;
+            };
+            FlowKey::inbound(t.proto, t.dst, t.dport, m.ip, m.port)
+        };
+        self.flows.prefetch_index(back);
     }
 
     /// Every packet the fast path declines: link layers, malformed input, new flows,

@@ -246,4 +246,13 @@ impl Packets for Ahead {
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
     }
+
+    #[inline]
+    fn peek(&self, ahead: usize) -> Option<(&[u8], u16)> {
+        let item = self.batch.items.get(self.next + ahead)?;
+        Some((
+            self.batch.data.get(item.start..item.start + item.len)?,
+            item.link_type,
+        ))
+    }
 }

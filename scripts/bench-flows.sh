@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Replay at scale: the same number of packets with 1,024 and with 1,000,000 concurrent flows.
+#
+#   scripts/bench-flows.sh [RUNS]        (default 5 runs per row; build with cargo build --release)
+#
+# Prints, per row, wall/user/system seconds as median (min-max) over the runs, the flows the
+# table held and evicted, and peak RSS; then the many-flows/few-flows wall ratio and the memory
+# per flow (the RSS difference between the two captures over the flow difference: both inputs
+# are the same size and read whole, so their mapped bytes cancel out).
+# Every output is removed before its run, outside the timing, so no run pays for replacing the
+# previous one's file. Outputs go to /dev/shm (memory) so the disk does not set the pace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+BIN=target/release/dnatsim
+RULES=pcaps/seed/rules.toml
+PACKETS=2000000
+WORK=$(mktemp -d /dev/shm/dnatsim-flows.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+[ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "input: $PACKETS packets of 64-byte TCP (dnatsim gen --mix tcp64), --no-bandwidth, output in memory"
+for flows in 1024 1000000; do
+    "$BIN" gen -r "$RULES" -o "$WORK/f$flows.pcap" --mix tcp64 --packets "$PACKETS" --flows "$flows" -q
+done
+
+# median (min-max) of a column of numbers
+stats() { sort -g | awk '{a[NR]=$1} END {printf "%.3f (%.3f-%.3f)", a[int((NR+1)/2)], a[1], a[NR]}'; }
+
+# row NAME FLOWS EXTRA-ARGS...: RUNS timed runs, alternating with nothing else.
+row() {
+    local name=$1 flows=$2; shift 2
+    : > "$WORK/times"
+    for _ in $(seq "$RUNS"); do
+        rm -f "$WORK/out.pcap"
+        /usr/bin/time -f "%e %U %S %M" -a -o "$WORK/times" \
+            "$BIN" replay "$WORK/f$flows.pcap" -r "$RULES" --no-bandwidth -q \
+            -o "$WORK/out.pcap" --report "$WORK/r-$name.json" "$@"
+    done
+    local wall user sys rss
+    wall=$(cut -d' ' -f1 "$WORK/times" | stats)
+    user=$(cut -d' ' -f2 "$WORK/times" | stats)
+    sys=$(cut -d' ' -f3 "$WORK/times" | stats)
+    rss=$(cut -d' ' -f4 "$WORK/times" | sort -g | tail -1)
+    local peak evicted
+    peak=$(grep -A4 '"flows": {' "$WORK/r-$name.json" | grep '"peak"' | tr -dc 0-9)
+    evicted=$(grep -A4 '"flows": {' "$WORK/r-$name.json" | grep '"evicted"' | tr -dc 0-9)
+    printf '%-28s wall %s  user %s  sys %s  flows at once %9s  evicted %9s  peak RSS %7d KiB\n' \
+        "$name" "$wall" "$user" "$sys" "$peak" "$evicted" "$rss"
+    echo "$name ${wall%% *} $peak $rss" >> "$WORK/rows"
+}
+
+: > "$WORK/rows"
+row "1,024 flows" 1024
+row "1,000,000 flows" 1000000
+row "1,000,000 flows, 1 thread" 1000000 --threads 1
+row "1,000,000 flows, old 262,144" 1000000 --max-flows 262144
+
+awk '
+    $1 == "1,024" && $2 == "flows" {few = $3; few_rss = $5; few_peak = $4}
+    $1 == "1,000,000" && $2 == "flows" && NF == 5 {many = $3; many_rss = $5; many_peak = $4}
+    END {
+        printf "many/few wall ratio (medians): %.2fx\n", many / few
+        printf "memory per flow: %.0f bytes ((%d - %d KiB) / (%d - %d flows))\n",
+            (many_rss - few_rss) * 1024 / (many_peak - few_peak), many_rss, few_rss, many_peak, few_peak
+    }' "$WORK/rows"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
