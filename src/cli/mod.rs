@@ -3,6 +3,7 @@
 //! `main` parses, runs one command, prints any error once with its context and chooses the
 //! exit code: 0 done, 1 the input was unusable, 2 the command line was wrong.
 
+mod api;
 mod check;
 mod explain;
 mod export;
@@ -32,6 +33,7 @@ enum Command {
     Gen(generate::Args),
     Import(import::Args),
     Export(export::Args),
+    Api(api::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -52,6 +54,7 @@ pub fn main() -> i32 {
         Command::Gen(a) => generate::run(a),
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
+        Command::Api(a) => api::run(a),
     };
     match result {
         Ok(code) => code,
