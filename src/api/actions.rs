@@ -102,10 +102,19 @@ pub fn run(store: &Store, env: &Env, action: &str, p: &Params) -> Result<Value, 
             format!("Specified api \"{action}\" is not found, please check your url and method."),
         ));
     }
+    // The clock is read once the transaction holds the lock: requests then see time in commit
+    // order, so a request that waited cannot see an earlier one's fresh entry as still Pending.
+    let at_lock = |tx: &Transaction<'_>| {
+        let env = Env {
+            now_ms: super::now_ms().max(env.now_ms),
+            ..env.clone()
+        };
+        dispatch(tx, &env, action, p)
+    };
     if is_mutating(action) {
-        store.write(|tx| dispatch(tx, env, action, p))
+        store.write(at_lock)
     } else {
-        store.read(|tx| dispatch(tx, env, action, p))
+        store.read(at_lock)
     }
 }
 
