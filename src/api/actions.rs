@@ -30,7 +30,7 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The value of `name`, or `MissingParameter.NAME` when absent or empty.
+    /// The value of `name`, or `MissingParameter` naming it when absent or empty.
     pub fn req(&self, name: &str) -> Result<&str, ApiError> {
         match self.get(name) {
             Some(v) if !v.trim().is_empty() => Ok(v),

@@ -25,11 +25,11 @@ impl ApiError {
         }
     }
 
-    /// 400 `MissingParameter`-style error for a required parameter that is absent.
+    /// 400 `MissingParameter` (the API's documented code) naming a required parameter that is absent.
     pub fn missing(name: &str) -> ApiError {
         ApiError {
             status: 400,
-            code: Cow::Owned(format!("MissingParameter.{name}")),
+            code: Cow::Borrowed("MissingParameter"),
             message: format!(
                 "The input parameter \"{name}\" that is mandatory for processing this request is not supplied."
             ),
