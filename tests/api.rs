@@ -1220,3 +1220,190 @@ fn export_needs_a_state_and_a_known_gateway() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_eip_way_builds_the_same_gateway_as_the_legacy_way() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let state = dir.path().join("state");
+    let s = Server::start(&state, &["--pending-ms", "0"]);
+    let (legacy_table, legacy_ips) = gateway(&s, "legacy", 2);
+    // Today's way: a bare gateway, a shared package, two EIPs in it, associated with the gateway.
+    let g = s.ok(
+        "CreateNatGateway",
+        &[
+            ("RegionId", REGION),
+            ("VpcId", "vpc-1"),
+            ("Name", "current"),
+        ],
+    );
+    let ngw = g["NatGatewayId"].as_str().expect("id");
+    assert_eq!(g["BandwidthPackageIds"]["BandwidthPackageId"], json!([]));
+    let table = g["ForwardTableIds"]["ForwardTableId"][0]
+        .as_str()
+        .expect("a table");
+    let cbwp = s.ok(
+        "CreateCommonBandwidthPackage",
+        &[("RegionId", REGION), ("Bandwidth", "10")],
+    );
+    let cbwp = cbwp["BandwidthPackageId"].as_str().expect("id");
+    let mut eips = Vec::new();
+    for _ in 0..2 {
+        let e = s.ok("AllocateEipAddress", &[("RegionId", REGION)]);
+        let alloc = e["AllocationId"].as_str().expect("id");
+        s.ok(
+            "AddCommonBandwidthPackageIp",
+            &[("BandwidthPackageId", cbwp), ("IpInstanceId", alloc)],
+        );
+        s.ok(
+            "AssociateEipAddress",
+            &[
+                ("AllocationId", alloc),
+                ("InstanceId", ngw),
+                ("InstanceType", "Nat"),
+            ],
+        );
+        eips.push(e["EipAddress"].as_str().expect("an IP").to_string());
+    }
+    // Refusals of the EIP actions.
+    let (status, v) = s.call(
+        "AssociateEipAddress",
+        &[
+            ("AllocationId", "eip-nope"),
+            ("InstanceId", ngw),
+            ("InstanceType", "Nat"),
+        ],
+    );
+    assert_eq!(error_code(status, &v, 404), "InvalidAllocationId.NotFound");
+    let listed = s.ok("DescribeEipAddresses", &[("AssociatedInstanceId", ngw)]);
+    assert_eq!(listed["TotalCount"], 2);
+    let first = listed["EipAddresses"]["EipAddress"][0].clone();
+    assert_eq!(
+        (
+            &first["Status"],
+            &first["InstanceType"],
+            &first["BandwidthPackageId"]
+        ),
+        (&json!("InUse"), &json!("Nat"), &json!(cbwp))
+    );
+    let alloc = first["AllocationId"].as_str().expect("id");
+    let (status, v) = s.call(
+        "AssociateEipAddress",
+        &[
+            ("AllocationId", alloc),
+            ("InstanceId", ngw),
+            ("InstanceType", "Nat"),
+        ],
+    );
+    assert_eq!(error_code(status, &v, 400), "IncorrectEipStatus");
+    let (status, v) = s.call(
+        "AddCommonBandwidthPackageIp",
+        &[("BandwidthPackageId", cbwp), ("IpInstanceId", alloc)],
+    );
+    assert_eq!(
+        error_code(status, &v, 400),
+        "OperationFailed.IpAlreadyInBandwidthPackage"
+    );
+    let (status, v) = s.call(
+        "AssociateEipAddress",
+        &[
+            ("AllocationId", alloc),
+            ("InstanceId", ngw),
+            ("InstanceType", "EcsInstance"),
+        ],
+    );
+    assert_eq!(error_code(status, &v, 400), "InvalidParameter.InstanceType");
+    let pkgs = s.ok(
+        "DescribeCommonBandwidthPackages",
+        &[("BandwidthPackageId", cbwp)],
+    );
+    let ips: Vec<&str> = pkgs["CommonBandwidthPackages"]["CommonBandwidthPackage"][0]["PublicIpAddresses"]["PublicIpAddresse"]
+        .as_array()
+        .expect("IPs")
+        .iter()
+        .map(|i| i["IpAddress"].as_str().expect("an IP"))
+        .collect();
+    assert_eq!(ips, eips);
+
+    for (t, ips) in [(legacy_table.as_str(), &legacy_ips), (table, &eips)] {
+        s.ok(
+            "CreateForwardEntry",
+            &entry(t, [&ips[0], "Any", "Any", "192.168.1.1", "Any"]),
+        );
+        s.ok(
+            "CreateForwardEntry",
+            &entry(t, [&ips[1], "443", "TCP", "192.168.1.4", "443"]),
+        );
+    }
+    let st = state.to_str().expect("UTF-8");
+    let export = |gw: &str, ips: &[String]| -> String {
+        let out = dnatsim(&["api", "export", "--state", st, "--gateway", gw]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut t = String::from_utf8(out.stdout).expect("UTF-8");
+        for (i, ip) in ips.iter().enumerate() {
+            t = t.replace(&format!("\"{ip}\""), &format!("\"IP{}\"", i + 1));
+        }
+        // Entry ids and the names differ by construction.
+        t.lines()
+            .filter(|l| !l.starts_with("id =") && !l.starts_with("name ="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let a = export("legacy", &legacy_ips);
+    let b = export("current", &eips);
+    assert_eq!(a, b);
+    assert!(a.contains("bandwidth_mbps = 10"), "{a}");
+}
+
+#[test]
+fn deleting_a_gateway_needs_force_while_it_has_entries_and_frees_its_ips() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let s = Server::start(
+        &dir.path().join("state"),
+        &["--pending-ms", "0", "--eip-range", "203.0.113.0/30"],
+    );
+    let (t, ips) = gateway(&s, "full", 2);
+    s.ok(
+        "CreateForwardEntry",
+        &entry(&t, [&ips[0], "22", "TCP", "192.168.1.1", "22"]),
+    );
+    // The /30 pool has two addresses, both taken.
+    let (status, v) = s.call("AllocateEipAddress", &[("RegionId", REGION)]);
+    assert_eq!(error_code(status, &v, 400), "QuotaExceeded.Eip");
+    let gws = s.ok("DescribeNatGateways", &[("Name", "full")]);
+    let ngw = gws["NatGateways"]["NatGateway"][0]["NatGatewayId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (status, v) = s.call(
+        "DeleteNatGateway",
+        &[("RegionId", REGION), ("NatGatewayId", &ngw)],
+    );
+    assert_eq!(
+        error_code(status, &v, 400),
+        "DependencyViolation.ForwardEntries"
+    );
+    s.ok(
+        "DeleteNatGateway",
+        &[
+            ("RegionId", REGION),
+            ("NatGatewayId", &ngw),
+            ("Force", "true"),
+        ],
+    );
+    assert_eq!(s.ok("DescribeNatGateways", &[])["TotalCount"], 0);
+    assert_eq!(s.ok("DescribeBandwidthPackages", &[])["TotalCount"], 0);
+    let (status, v) = s.call("DescribeForwardTableEntries", &[("ForwardTableId", &t)]);
+    assert_eq!(
+        error_code(status, &v, 404),
+        "InvalidForwardTableId.NotFound"
+    );
+    let (status, v) = s.call("DeleteNatGateway", &[("NatGatewayId", &ngw)]);
+    assert_eq!(error_code(status, &v, 404), "InvalidNatGatewayId.NotFound");
+    // The addresses went back to the pool.
+    let e = s.ok("AllocateEipAddress", &[("RegionId", REGION)]);
+    assert_eq!(e["EipAddress"], "203.0.113.1");
+}
