@@ -121,7 +121,7 @@ pub fn run(store: &Store, env: &Env, action: &str, p: &Params) -> Result<Value, 
 fn dispatch(tx: &Transaction<'_>, env: &Env, action: &str, p: &Params) -> Result<Value, ApiError> {
     match action {
         "CreateNatGateway" => create_nat_gateway(tx, env, p),
-        "DescribeNatGateways" => describe_nat_gateways(tx, env, p),
+        "DescribeNatGateways" => describe_nat_gateways(tx, p),
         "DeleteNatGateway" => delete_nat_gateway(tx, p),
         "DescribeBandwidthPackages" => describe_bandwidth_packages(tx, p),
         "CreateForwardEntry" => create_forward_entry(tx, env, p),
@@ -368,7 +368,7 @@ fn create_nat_gateway(tx: &Transaction<'_>, env: &Env, p: &Params) -> Result<Val
     }))
 }
 
-fn describe_nat_gateways(tx: &Transaction<'_>, env: &Env, p: &Params) -> Result<Value, ApiError> {
+fn describe_nat_gateways(tx: &Transaction<'_>, p: &Params) -> Result<Value, ApiError> {
     let mut items = Vec::new();
     for g in gateways(tx)? {
         let keep = [
@@ -382,7 +382,7 @@ fn describe_nat_gateways(tx: &Transaction<'_>, env: &Env, p: &Params) -> Result<
         if !keep {
             continue;
         }
-        let used = used_ips(tx, &g.forward_table_id, env)?;
+        let used = used_ips(tx, &g.forward_table_id)?;
         let ips: Vec<Value> = gateway_ips(tx, &g.id)?
             .into_iter()
             .map(|(alloc, ip)| {
@@ -414,11 +414,8 @@ fn describe_nat_gateways(tx: &Transaction<'_>, env: &Env, p: &Params) -> Result<
     page(p, items, "NatGateways", "NatGateway")
 }
 
-fn used_ips(tx: &Transaction<'_>, table: &str, env: &Env) -> Result<Vec<String>, ApiError> {
-    Ok(entries(tx, table, env)?
-        .into_iter()
-        .map(|e| e.ext_ip)
-        .collect())
+fn used_ips(tx: &Transaction<'_>, table: &str) -> Result<Vec<String>, ApiError> {
+    Ok(entries(tx, table)?.into_iter().map(|e| e.ext_ip).collect())
 }
 
 fn delete_nat_gateway(tx: &Transaction<'_>, p: &Params) -> Result<Value, ApiError> {
@@ -571,7 +568,7 @@ struct EntryRow {
     ready_at_ms: i64,
 }
 
-fn entries(tx: &Transaction<'_>, table: &str, _env: &Env) -> Result<Vec<EntryRow>, ApiError> {
+fn entries(tx: &Transaction<'_>, table: &str) -> Result<Vec<EntryRow>, ApiError> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT id, ext_ip, ext_port, proto, int_ip, int_port, name, ready_at_ms
@@ -623,14 +620,18 @@ fn refuse_if_pending(rows: &[EntryRow], env: &Env) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The gateway's rules with `rows` as its forward table, validated under the `alibaba` profile.
-fn rules_of(tx: &Transaction<'_>, g: &GatewayRow, rows: &[EntryRow]) -> Result<Rules, RulesError> {
-    let ips: Vec<Value> = gateway_ips(tx, &g.id)
-        .unwrap_or_default()
+/// The gateway's rules with `rows` as its forward table, validated under the `alibaba` profile
+/// (the outer error: the state could not be read; the inner one: the table breaks a rule).
+fn rules_of(
+    tx: &Transaction<'_>,
+    g: &GatewayRow,
+    rows: &[EntryRow],
+) -> Result<Result<Rules, RulesError>, ApiError> {
+    let ips: Vec<Value> = gateway_ips(tx, &g.id)?
         .into_iter()
         .map(|(alloc, ip)| json!({ "AllocationId": alloc, "IpAddress": ip }))
         .collect();
-    let bw = gateway_bandwidth(tx, &g.id).unwrap_or(5);
+    let bw = gateway_bandwidth(tx, &g.id)?;
     let table: Vec<Value> = rows
         .iter()
         .map(|e| {
@@ -657,7 +658,7 @@ fn rules_of(tx: &Transaction<'_>, g: &GatewayRow, rows: &[EntryRow]) -> Result<R
             json!({ "NatGateways": { "NatGateway": [ { "Name": g.name } ] } }).to_string(),
         ),
     ];
-    crate::rules::import_api_json(&inputs)
+    Ok(crate::rules::import_api_json(&inputs))
 }
 
 /// The API's code for a rule of the `alibaba` profile (see the README's table).
@@ -701,7 +702,7 @@ fn checked(
     rows: &[EntryRow],
     id: &str,
 ) -> Result<EntryRow, ApiError> {
-    let rules = rules_of(tx, g, rows).map_err(to_api_error)?;
+    let rules = rules_of(tx, g, rows)?.map_err(to_api_error)?;
     let e = rules
         .forward_entries
         .iter()
@@ -735,7 +736,7 @@ fn create_forward_entry(tx: &Transaction<'_>, env: &Env, p: &Params) -> Result<V
         field("InternalPort")?,
     );
     let g = table_gateway(tx, table)?;
-    let mut rows = entries(tx, table, env)?;
+    let mut rows = entries(tx, table)?;
     refuse_if_pending(&rows, env)?;
     let id = new_id(tx, "fwd")?;
     rows.push(EntryRow {
@@ -768,7 +769,7 @@ fn modify_forward_entry(tx: &Transaction<'_>, env: &Env, p: &Params) -> Result<V
     let table = p.req("ForwardTableId")?;
     let id = p.req("ForwardEntryId")?;
     let g = table_gateway(tx, table)?;
-    let mut rows = entries(tx, table, env)?;
+    let mut rows = entries(tx, table)?;
     find_entry(&mut rows, id)?;
     refuse_if_pending(&rows, env)?;
     let e = find_entry(&mut rows, id)?;
@@ -809,7 +810,7 @@ fn delete_forward_entry(tx: &Transaction<'_>, env: &Env, p: &Params) -> Result<V
     let table = p.req("ForwardTableId")?;
     let id = p.req("ForwardEntryId")?;
     table_gateway(tx, table)?;
-    let mut rows = entries(tx, table, env)?;
+    let mut rows = entries(tx, table)?;
     let e = find_entry(&mut rows, id)?;
     if status(e, env) == "Pending" {
         return Err(ApiError::new(
@@ -831,7 +832,7 @@ fn describe_forward_entries(
     let table = p.req("ForwardTableId")?;
     table_gateway(tx, table)?;
     let mut items = Vec::new();
-    for e in entries(tx, table, env)? {
+    for e in entries(tx, table)? {
         let keep = [
             ("ForwardEntryId", &e.id),
             ("ExternalIp", &e.ext_ip),
@@ -1083,11 +1084,6 @@ fn describe_common_packages(tx: &Transaction<'_>, p: &Params) -> Result<Value, A
 /// The rules of the gateway whose id or name is `key` (the first created, if names repeat),
 /// or `None` if there is no such gateway. Pending entries are included: they are acknowledged.
 pub fn export(store: &Store, key: &str) -> Result<Option<Rules>, ExportError> {
-    let env = Env {
-        now_ms: 0,
-        pending_ms: 0,
-        pool: (0, 0),
-    };
     let found = store
         .read(|tx| {
             let g = match gateway_by(tx, "id", key)? {
@@ -1095,8 +1091,8 @@ pub fn export(store: &Store, key: &str) -> Result<Option<Rules>, ExportError> {
                 None => gateways(tx)?.into_iter().find(|g| g.name == key),
             };
             let Some(g) = g else { return Ok(None) };
-            let rows = entries(tx, &g.forward_table_id, &env)?;
-            Ok(Some(rules_of(tx, &g, &rows)))
+            let rows = entries(tx, &g.forward_table_id)?;
+            Ok(Some(rules_of(tx, &g, &rows)?))
         })
         .map_err(ExportError::Store)?;
     match found {
