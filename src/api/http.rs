@@ -17,6 +17,23 @@ use std::time::{Duration, Instant};
 use super::error::ApiError;
 use super::{Answer, Service};
 
+/// What the server asks of the API behind it.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers a request read whole: `GET`/`POST`, the raw query string, the form body.
+    fn handle(&self, method: &str, query: &str, body: &str) -> Answer;
+    /// Answers a request the server refused before it reached [`Handler::handle`].
+    fn refuse(&self, e: &ApiError) -> Answer;
+}
+
+impl Handler for Service {
+    fn handle(&self, method: &str, query: &str, body: &str) -> Answer {
+        Service::handle(self, method, query, body)
+    }
+    fn refuse(&self, e: &ApiError) -> Answer {
+        Service::refuse(self, e)
+    }
+}
+
 /// Resource limits of the server.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -48,7 +65,7 @@ impl Default for Limits {
 }
 
 /// Serves `service` on `listener` until the process ends.
-pub fn serve(listener: TcpListener, service: Arc<Service>, limits: Limits) -> io::Result<()> {
+pub fn serve<H: Handler>(listener: TcpListener, service: Arc<H>, limits: Limits) -> io::Result<()> {
     let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(limits.queue);
     for i in 0..limits.workers.max(1) {
         let rx = rx.clone();
@@ -58,7 +75,7 @@ pub fn serve(listener: TcpListener, service: Arc<Service>, limits: Limits) -> io
             .name(format!("api-worker-{i}"))
             .spawn(move || {
                 for stream in rx {
-                    connection(stream, &service, &limits);
+                    connection(stream, &*service, &limits);
                 }
             })?;
     }
@@ -92,7 +109,7 @@ struct Request {
     body: String,
 }
 
-fn connection(mut stream: TcpStream, service: &Service, limits: &Limits) {
+fn connection<H: Handler>(mut stream: TcpStream, service: &H, limits: &Limits) {
     let _ = stream.set_write_timeout(Some(limits.read_timeout));
     let answer = match read_request(&mut stream, limits) {
         Ok(req) => {
@@ -292,4 +309,97 @@ fn respond(stream: &mut TcpStream, a: &Answer) -> io::Result<()> {
     stream.write_all(head.as_bytes())?;
     stream.write_all(a.body.as_bytes())?;
     stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::client::{parse_response, request};
+
+    /// Panics on `?panic`, sleeps on `?sleep`, else answers 200 with the query.
+    struct Probe;
+
+    impl Handler for Probe {
+        fn handle(&self, _method: &str, query: &str, _body: &str) -> Answer {
+            if query == "panic" {
+                panic!("a handler bug");
+            }
+            if query == "sleep" {
+                std::thread::sleep(Duration::from_millis(2500));
+            }
+            Answer {
+                status: 200,
+                body: format!("{{\"q\":\"{query}\"}}"),
+            }
+        }
+        fn refuse(&self, e: &ApiError) -> Answer {
+            Answer {
+                status: e.status,
+                body: e.body("r", "h"),
+            }
+        }
+    }
+
+    fn start(limits: Limits) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let addr = l.local_addr().expect("an address").to_string();
+        std::thread::spawn(move || serve(l, Arc::new(Probe), limits));
+        addr
+    }
+
+    #[test]
+    fn a_panicking_handler_is_answered_500_and_the_server_goes_on() {
+        let addr = start(Limits {
+            workers: 1,
+            ..Limits::default()
+        });
+        let (status, body) = request(&addr, "GET", "/?panic", &[], None).expect("an answer");
+        assert_eq!(status, 500);
+        assert!(body.contains("InternalError"), "{body}");
+        // The one worker survived.
+        let (status, body) = request(&addr, "GET", "/?fine", &[], None).expect("an answer");
+        assert_eq!((status, body.as_str()), (200, "{\"q\":\"fine\"}"));
+    }
+
+    #[test]
+    fn a_slow_client_is_cut_off_and_a_full_queue_is_answered_503() {
+        let addr = start(Limits {
+            workers: 1,
+            queue: 1,
+            read_timeout: Duration::from_millis(200),
+            request_deadline: Duration::from_millis(600),
+            ..Limits::default()
+        });
+        // A byte every 150 ms never trips the read timeout, but the deadline ends it.
+        let mut slow = TcpStream::connect(&addr).expect("connects");
+        let start = Instant::now();
+        let mut answer = Vec::new();
+        for b in b"GET /?slow HTTP/1.1\r\n" {
+            if slow.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(150));
+            if start.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+        }
+        let _ = slow.read_to_end(&mut answer);
+        let (status, body) = parse_response(&answer).expect("an HTTP answer");
+        assert_eq!(status, 408, "{body}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+
+        // One request in the worker, one in the queue: the third is turned away at once.
+        let a = addr.clone();
+        let busy = std::thread::spawn(move || request(&a, "GET", "/?sleep", &[], None));
+        // Time for the worker to take it off the queue.
+        std::thread::sleep(Duration::from_millis(500));
+        let a = addr.clone();
+        let queued = std::thread::spawn(move || request(&a, "GET", "/?queued", &[], None));
+        std::thread::sleep(Duration::from_millis(500));
+        let (status, body) = request(&addr, "GET", "/?third", &[], None).expect("an answer");
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("ServiceUnavailable"));
+        assert_eq!(busy.join().expect("joined").expect("answered").0, 200);
+        assert_eq!(queued.join().expect("joined").expect("answered").0, 200);
+    }
 }
