@@ -684,14 +684,22 @@ pub fn code_for_rule(rule: &str, json_path: &str) -> &'static str {
     }
 }
 
-fn to_api_error(e: RulesError) -> ApiError {
-    match e.diagnostics().first() {
-        Some(d) => ApiError {
-            status: 400,
-            code: code_for_rule(d.rule, d.json_path.as_deref().unwrap_or("")).into(),
-            message: d.message.clone(),
-        },
-        None => ApiError::internal(),
+/// The first error as the API's; a message that points at another entry of the table (by its
+/// place in the JSON built for validation) names that entry's id instead.
+fn to_api_error(e: RulesError, rows: &[EntryRow]) -> ApiError {
+    let Some(d) = e.diagnostics().first() else {
+        return ApiError::internal();
+    };
+    let mut message = d.message.clone();
+    for (i, row) in rows.iter().enumerate() {
+        let place =
+            format!("DescribeForwardTableEntries at ForwardTableEntries.ForwardTableEntry[{i}]");
+        message = message.replace(&place, &row.id);
+    }
+    ApiError {
+        status: 400,
+        code: code_for_rule(d.rule, d.json_path.as_deref().unwrap_or("")).into(),
+        message,
     }
 }
 
@@ -702,7 +710,7 @@ fn checked(
     rows: &[EntryRow],
     id: &str,
 ) -> Result<EntryRow, ApiError> {
-    let rules = rules_of(tx, g, rows)?.map_err(to_api_error)?;
+    let rules = rules_of(tx, g, rows)?.map_err(|e| to_api_error(e, rows))?;
     let e = rules
         .forward_entries
         .iter()
