@@ -10,6 +10,8 @@
 //! [`Service::handle`] takes a parsed HTTP request and answers it: authentication, then the
 //! action, then (after a change) the `--rules-out` files.
 
+#![warn(missing_docs)]
+
 pub mod actions;
 pub mod client;
 pub mod error;
