@@ -838,6 +838,20 @@ fn authentication_refusals_have_the_apis_codes() {
     assert_eq!(get(&once).0, 200);
     let (status, v) = get(&once);
     assert_eq!(error_code(status, &v, 400), "SignatureNonceUsed");
+    // The tutorial's api.py spelling: `action`, `TimeStamp`, Version 2014-05-26, `Format=json`.
+    let ts = dnatsim::api::sign::format_timestamp(dnatsim::api::now_ms() / 1000);
+    let tutorial: Vec<(String, String)> = [
+        ("action", "DescribeNatGateways"),
+        ("RegionId", REGION),
+        ("Version", "2014-05-26"),
+        ("Format", "json"),
+        ("TimeStamp", ts.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let (status, v) = get(&c.sign("GET", &tutorial));
+    assert_eq!(status, 200, "{v}");
     // Signed for GET, sent as POST.
     let signed = c.sign("GET", &base);
     let form = dnatsim::api::sign::encode_query(&signed);
