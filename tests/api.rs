@@ -1421,3 +1421,36 @@ fn deleting_a_gateway_needs_force_while_it_has_entries_and_frees_its_ips() {
     let e = s.ok("AllocateEipAddress", &[("RegionId", REGION)]);
     assert_eq!(e["EipAddress"], "203.0.113.1");
 }
+
+#[test]
+fn a_changing_request_replayed_after_a_restart_is_refused() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let state = dir.path().join("state");
+    let mut s = Server::start(&state, &[]);
+    let send = |s: &Server, params: &[(String, String)]| -> (u16, Value) {
+        let target = format!("/?{}", dnatsim::api::sign::encode_query(params));
+        let (status, body) = request(&s.addr, "GET", &target, &[], None).expect("an answer");
+        (status, serde_json::from_str(&body).expect("JSON"))
+    };
+    let p = |action: &str| {
+        vec![
+            ("Action".to_string(), action.to_string()),
+            ("RegionId".to_string(), REGION.to_string()),
+        ]
+    };
+    let write = s.client().sign("GET", &p("AllocateEipAddress"));
+    let read = s.client().sign("GET", &p("DescribeEipAddresses"));
+    assert_eq!(send(&s, &write).0, 200);
+    assert_eq!(send(&s, &read).0, 200);
+    s.kill();
+    let s = Server::start(&state, &[]);
+    let (status, v) = send(&s, &write);
+    assert_eq!(error_code(status, &v, 400), "SignatureNonceUsed");
+    // Nonces of reads live in memory only (see the README): a replayed read changes nothing.
+    assert_eq!(send(&s, &read).0, 200);
+    assert_eq!(
+        s.ok("DescribeEipAddresses", &[])["TotalCount"],
+        1,
+        "the replay allocated nothing"
+    );
+}

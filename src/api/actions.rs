@@ -94,7 +94,16 @@ pub const ACTIONS: &[&str] = &[
 ];
 
 /// Runs `action`; the answer's fields without `RequestId`.
-pub fn run(store: &Store, env: &Env, action: &str, p: &Params) -> Result<Value, ApiError> {
+///
+/// `nonce`, when given, is stored in the write's transaction, so that a changing request
+/// replayed after a restart is still refused (`SignatureNonceUsed`).
+pub fn run(
+    store: &Store,
+    env: &Env,
+    action: &str,
+    p: &Params,
+    nonce: Option<&str>,
+) -> Result<Value, ApiError> {
     if !ACTIONS.contains(&action) {
         return Err(ApiError::new(
             404,
@@ -112,10 +121,43 @@ pub fn run(store: &Store, env: &Env, action: &str, p: &Params) -> Result<Value, 
         dispatch(tx, &env, action, p)
     };
     if is_mutating(action) {
-        store.write(at_lock)
+        store.write(|tx| {
+            if let Some(n) = nonce {
+                remember_nonce(tx, n)?;
+            }
+            at_lock(tx)
+        })
     } else {
         store.read(at_lock)
     }
+}
+
+/// The refusal of a nonce seen before.
+pub fn nonce_used() -> ApiError {
+    ApiError::new(
+        400,
+        "SignatureNonceUsed",
+        "Specified signature nonce was used already.",
+    )
+}
+
+/// Stores a changing request's nonce, refusing one already stored; forgets nonces older than
+/// twice the timestamp window, which no acceptable request can carry any more.
+fn remember_nonce(tx: &Transaction<'_>, nonce: &str) -> Result<(), ApiError> {
+    let now = super::now_ms();
+    let horizon = now - 2 * super::TIMESTAMP_WINDOW_S * 1000;
+    tx.execute("DELETE FROM nonces WHERE seen_ms < ?1", params![horizon])
+        .map_err(db_err)?;
+    let added = tx
+        .execute(
+            "INSERT INTO nonces (nonce, seen_ms) VALUES (?1, ?2) ON CONFLICT(nonce) DO NOTHING",
+            params![nonce, now],
+        )
+        .map_err(db_err)?;
+    if added == 0 {
+        return Err(nonce_used());
+    }
+    Ok(())
 }
 
 fn dispatch(tx: &Transaction<'_>, env: &Env, action: &str, p: &Params) -> Result<Value, ApiError> {

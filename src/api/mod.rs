@@ -201,7 +201,7 @@ impl Service {
             .or_else(|| p.opt("action"))
             .ok_or_else(|| ApiError::missing("Action"))?
             .to_string();
-        self.authenticate(method, &p)?;
+        let nonce = self.authenticate(method, &p)?;
         let version = p.req("Version")?;
         if !VERSIONS.contains(&version) {
             return Err(ApiError::new(
@@ -225,16 +225,17 @@ impl Service {
             pending_ms: i64::try_from(self.config.pending_ms).unwrap_or(i64::MAX / 2),
             pool: (u32::from(self.config.pool.0), u32::from(self.config.pool.1)),
         };
-        let out = actions::run(&self.store, &env, &action, &p)?;
+        let out = actions::run(&self.store, &env, &action, &p, nonce.as_deref())?;
         if actions::is_mutating(&action) {
             self.write_rules_out();
         }
         Ok(out)
     }
 
-    fn authenticate(&self, method: &str, p: &Params) -> Result<(), ApiError> {
+    /// Checks the signature; returns the request's nonce (`None` when authentication is off).
+    fn authenticate(&self, method: &str, p: &Params) -> Result<Option<String>, ApiError> {
         let Some((id, secret)) = &self.config.credentials else {
-            return Ok(());
+            return Ok(None);
         };
         let key = p.req("AccessKeyId")?;
         if key != id {
@@ -299,18 +300,16 @@ impl Service {
         }
         let nonce = p.req("SignatureNonce")?;
         let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        // A nonce only has to stay unique while its timestamp is acceptable.
+        // A nonce only has to stay unique while its timestamp is acceptable. These are kept in
+        // memory; a changing request's nonce is also stored with its write (see actions::run),
+        // so replaying it after a restart is refused too.
         if nonces.len() > 10_000 {
             nonces.retain(|_, &mut seen| now - seen <= 2 * TIMESTAMP_WINDOW_S);
         }
         if nonces.insert(nonce.to_string(), now).is_some() {
-            return Err(ApiError::new(
-                400,
-                "SignatureNonceUsed",
-                "Specified signature nonce was used already.",
-            ));
+            return Err(actions::nonce_used());
         }
-        Ok(())
+        Ok(Some(nonce.to_string()))
     }
 
     /// Rewrites every `--rules-out` file whose gateway exists, whole (temp file + rename).

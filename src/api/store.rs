@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS entries (
     ready_at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_by_table ON entries (table_id);
 CREATE INDEX IF NOT EXISTS ips_by_gateway ON ips (gateway_id);
+CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, seen_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS nonces_by_time ON nonces (seen_ms);
 ";
 
 /// The state database.
