@@ -31,9 +31,9 @@ enum Command {
     Check(check::Args),
     Explain(explain::Args),
     Gen(generate::Args),
+    Api(api::Args),
     Import(import::Args),
     Export(export::Args),
-    Api(api::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -52,9 +52,9 @@ pub fn main() -> i32 {
         Command::Check(a) => check::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Gen(a) => generate::run(a),
+        Command::Api(a) => api::run(a),
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
-        Command::Api(a) => api::run(a),
     };
     match result {
         Ok(code) => code,
