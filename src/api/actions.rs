@@ -709,6 +709,9 @@ pub fn code_for_rule(rule: &str, json_path: &str) -> &'static str {
     match rule {
         "invalid-ip" if external => "InvalidExternalIp.Malformed",
         "invalid-ip" => "InvalidInternalIp.Malformed",
+        // `unusable-ip` (loopback, multicast, ...) comes with main's alibaba address checks.
+        "unusable-ip" if external => "InvalidExternalIp.Malformed",
+        "unusable-ip" if json_path.ends_with("InternalIp") => "InvalidInternalIp.Malformed",
         "invalid-port" if external => "InvalidExternalPort.Malformed",
         "invalid-port" => "InvalidInternalPort.Malformed",
         "unknown-value" => "InvalidProtocal.ValueNotSupported",
