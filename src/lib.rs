@@ -14,6 +14,7 @@
 //! The rules file (`rules::`) is parsed and validated once, then compiled into a
 //! [`nat::ForwardTable`] whose lookups never allocate.
 
+pub mod api;
 pub mod bandwidth;
 pub mod capture;
 pub mod nat;

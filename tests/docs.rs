@@ -30,9 +30,12 @@ fn docs_point_to_no_file_outside_the_repository() {
     }
 }
 
-/// The options `dnatsim COMMAND --help` lists, as (short, long), without --help and --version.
-fn options(command: &str) -> Vec<(Option<String>, String)> {
-    let help = String::from_utf8_lossy(&dnatsim(&[command, "--help"]).stdout).into_owned();
+/// The options `dnatsim COMMAND... --help` lists, as (short, long), without --help and
+/// --version.
+fn options(command: &[&str]) -> Vec<(Option<String>, String)> {
+    let mut args = command.to_vec();
+    args.push("--help");
+    let help = String::from_utf8_lossy(&dnatsim(&args).stdout).into_owned();
     let mut options: Vec<(Option<String>, String)> = help
         .lines()
         .map(str::trim_start)
@@ -53,9 +56,11 @@ fn options(command: &str) -> Vec<(Option<String>, String)> {
     options
 }
 
-/// Every command `dnatsim --help` lists.
-fn commands() -> Vec<String> {
-    let help = String::from_utf8_lossy(&dnatsim(&["--help"]).stdout).into_owned();
+/// Every command `dnatsim [COMMAND] --help` lists.
+fn commands(parent: &[&str]) -> Vec<String> {
+    let mut args = parent.to_vec();
+    args.push("--help");
+    let help = String::from_utf8_lossy(&dnatsim(&args).stdout).into_owned();
     help.lines()
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
@@ -71,11 +76,11 @@ fn commands() -> Vec<String> {
 #[test]
 fn readme_synopses_of_every_command_list_every_option() {
     let readme = read("README.md");
-    let commands = commands();
-    assert!(commands.len() >= 8, "{commands:?}");
+    let top = commands(&[]);
+    assert!(top.len() >= 8, "{top:?}");
     // The global option is described once, above the table.
     assert!(readme.contains("`--color auto|always|never`"));
-    for command in &commands {
+    for command in &top {
         let command = command.as_str();
         let row = readme
             .lines()
@@ -83,12 +88,22 @@ fn readme_synopses_of_every_command_list_every_option() {
                 l.starts_with(&format!("| `{command} ")) || l.starts_with(&format!("| `{command}`"))
             })
             .unwrap_or_else(|| panic!("no `{command}` row in the README's command table"));
-        let options: Vec<_> = options(command)
+        // A command with commands of its own (api) lists theirs in the same row.
+        let subs = commands(&[command]);
+        let mut listed: Vec<_> = options(&[command]);
+        for sub in &subs {
+            assert!(
+                row.contains(&format!("`{command} {sub}")),
+                "the `{command}` row lacks {sub}"
+            );
+            listed.extend(options(&[command, sub]));
+        }
+        let listed: Vec<_> = listed
             .into_iter()
             .filter(|(_, long)| long != "--color")
             .collect();
         let names = |o: &str| [format!("{o} "), format!("{o}]")];
-        for (short, long) in options {
+        for (short, long) in listed {
             let found = names(&long)
                 .into_iter()
                 .chain(short.iter().flat_map(|s| names(s)))

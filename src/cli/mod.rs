@@ -4,6 +4,7 @@
 //! exit code: 0 done, 1 the input was unusable, 2 the command line was wrong, 128 + N after
 //! signal N stopped a run (which still finished its outputs).
 
+mod api;
 mod check;
 mod explain;
 mod export;
@@ -55,6 +56,7 @@ enum Command {
     Check(check::Args),
     Explain(explain::Args),
     Gen(generate::Args),
+    Api(api::Args),
     Import(import::Args),
     Export(export::Args),
     Completions(CompletionsArgs),
@@ -141,6 +143,7 @@ pub fn main() -> i32 {
         Command::Check(a) => check::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Gen(a) => generate::run(a),
+        Command::Api(a) => api::run(a),
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
         Command::Completions(a) => completions(a),

@@ -322,7 +322,10 @@ mod tests {
     #[test]
     fn the_key_that_looks_free_and_the_largest_value() {
         let mut m = FlowMap::new();
-        let edge = FlowKey { hi: KEY_MASK, lo: 0 };
+        let edge = FlowKey {
+            hi: KEY_MASK,
+            lo: 0,
+        };
         assert_eq!(m.get(edge), None, "an empty map holds no key");
         m.insert(edge, MAX_VALUE - 1);
         assert_eq!(m.get(edge), Some(MAX_VALUE - 1));
