@@ -13,9 +13,20 @@ use std::path::Path;
 const PACKETS: u64 = 200_000;
 
 fn generate(rules: &dnatsim::rules::Rules, mix: Mix, path: &Path) -> u64 {
+    generate_flows(rules, mix, PACKETS, 1024, path)
+}
+
+fn generate_flows(
+    rules: &dnatsim::rules::Rules,
+    mix: Mix,
+    packets: u64,
+    flows: u32,
+    path: &Path,
+) -> u64 {
     let config = GenConfig {
-        packets: PACKETS,
+        packets,
         mix,
+        flows,
         rate_mbps: 100.0,
         ..GenConfig::default()
     };
@@ -64,6 +75,36 @@ fn bench(c: &mut Criterion) {
             g.throughput(Throughput::Bytes(bytes));
             g.bench_function(BenchmarkId::new(&id, "bytes"), |b| b.iter(run));
         }
+    }
+    g.finish();
+
+    // Many flows: 2,000,000 packets either way; 1,000,000 flows keeps about 860,000 alive at
+    // once, far past every cache.
+    let mut g = c.benchmark_group("flows");
+    g.sample_size(10);
+    const FLOW_PACKETS: u64 = 2_000_000;
+    for flows in [1024u32, 1_000_000] {
+        let input = dir.path().join(format!("flows{flows}.pcap"));
+        generate_flows(&rules, Mix::Tcp64, FLOW_PACKETS, flows, &input);
+        let output = dir.path().join("out.pcap");
+        let options = ReplayOptions {
+            threads: 2,
+            ..ReplayOptions::default()
+        };
+        let run = || {
+            let mut reader = CaptureReader::open(&input).expect("input");
+            let mut writer =
+                CaptureWriter::create(&output, &WriterConfig::like(&reader)).expect("output");
+            let r = replay(&mut reader, Some(&mut writer), &table, &options, &mut Quiet)
+                .expect("replay");
+            writer.finish().expect("finish");
+            assert_eq!(r.flows.evicted, 0, "the default table holds every flow");
+            r.counters.packets_in
+        };
+        g.throughput(Throughput::Elements(FLOW_PACKETS));
+        g.bench_function(BenchmarkId::new(format!("tcp64/{flows}"), "pkts"), |b| {
+            b.iter(run)
+        });
     }
     g.finish();
 }
