@@ -90,6 +90,19 @@ pub fn serve<H: Handler>(listener: TcpListener, service: Arc<H>, limits: Limits)
                         "The server is busy; retry later.",
                     );
                     let _ = respond(&mut s, &service.refuse(&busy));
+                    // Closing with the request still unread would reset the connection and
+                    // lose the answer: send FIN first, then take what has arrived without
+                    // waiting (the acceptor must not block on a client).
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                    if s.set_nonblocking(true).is_ok() {
+                        let mut sink = [0u8; 4096];
+                        for _ in 0..16 {
+                            match std::io::Read::read(&mut s, &mut sink) {
+                                Ok(n) if n > 0 => {}
+                                _ => break,
+                            }
+                        }
+                    }
                 }
             }
             Err(e) => {

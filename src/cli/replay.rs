@@ -338,11 +338,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         human.flush()?;
     }
     if let Some(sig) = stopped_by {
-        super::warning(&format!(
-            "{} stopped the run after {} packets; the outputs hold what was read until then",
-            interrupt::name(sig),
-            n(result.counters.packets_in)
-        ));
+        // The exit status tells a quiet run why it stopped.
+        if !args.quiet {
+            super::warning(&format!(
+                "{} stopped the run after {} packets; the outputs hold what was read until then",
+                interrupt::name(sig),
+                n(result.counters.packets_in)
+            ));
+        }
         return Ok(interrupt::exit_code(sig));
     }
     Ok(0)
