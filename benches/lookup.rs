@@ -1,5 +1,8 @@
-//! Forward-table lookups: exact hit, `any` fallback hit, miss and reverse, on tables of
-//! 5 (the tutorial), 100 (the cloud's cap) and 100,000 entries (permissive profile).
+//! Forward-table lookups: exact hit, `any` fallback hit, both misses (a destination that is no
+//! EIP, and an EIP with no entry for that port) and reverse, on tables of 5 (the tutorial), 100
+//! (the cloud's cap) and 100,000 entries (permissive profile). `ahash_exact_hit` looks the same
+//! exact keys up in an aHash map of the same entries, the map the forward table's own
+//! (`nat/fixmap.rs`) replaced, for the README's comparison.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dnatsim::nat::ForwardTable;
@@ -58,6 +61,22 @@ fn table(n: usize) -> ForwardTable {
     ForwardTable::new(&entries, &[])
 }
 
+/// The packed (EIP, protocol, port) key the aHash map is keyed by.
+fn key(ip: u32, proto: u8, port: u16) -> u64 {
+    (u64::from(ip) << 24) | (u64::from(proto) << 16) | u64::from(port)
+}
+
+/// The exact (port-mapping) entries of `table(n)` in an aHash map: key to server endpoint.
+fn ahash_map(n: usize) -> ahash::AHashMap<u64, (u32, u16)> {
+    (0..n.saturating_sub(2))
+        .map(|i| {
+            let (ip, port) = (EIP + (i % 200) as u32, 1 + (i / 200) as u16);
+            let server = (SERVER + (i % 60_000) as u32, 1 + (i / 60_000) as u16);
+            (key(ip, 6, port), server)
+        })
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("lookup");
     g.throughput(Throughput::Elements(1));
@@ -73,8 +92,17 @@ fn bench(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("fallback_hit", n), &t, |b, t| {
             b.iter(|| t.lookup(black_box(FALLBACK_EIP), black_box(17), black_box(53)))
         });
-        g.bench_with_input(BenchmarkId::new("miss", n), &t, |b, t| {
+        // A destination that is no EIP of the table.
+        g.bench_with_input(BenchmarkId::new("miss_not_an_eip", n), &t, |b, t| {
             b.iter(|| t.lookup(black_box(EIP + 250), black_box(6), black_box(9)))
+        });
+        // An EIP with entries, but none for this protocol and port (like IP4 tcp/80).
+        g.bench_with_input(BenchmarkId::new("miss_no_entry_on_eip", n), &t, |b, t| {
+            b.iter(|| t.lookup(black_box(hit_ip), black_box(6), black_box(65_000)))
+        });
+        let map = ahash_map(n);
+        g.bench_with_input(BenchmarkId::new("ahash_exact_hit", n), &map, |b, m| {
+            b.iter(|| m.get(&key(black_box(hit_ip), black_box(6), black_box(hit_port))))
         });
         g.bench_with_input(BenchmarkId::new("reverse", n), &t, |b, t| {
             b.iter(|| t.reverse(black_box(srv), black_box(6), black_box(srv_port)))

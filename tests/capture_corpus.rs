@@ -8,7 +8,16 @@ use std::process::Command;
 
 use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig};
 
-const CORPUS: &str = "/work/shared/corpus/tcpdump-tests";
+mod common;
+
+/// tcpdump's test captures, next to the repository (as tests/replay_corpus.rs finds them).
+const CORPUS: &str = "../shared/corpus/tcpdump-tests";
+/// The corpus has 830 captures; a test that checked fewer than this has lost part of it.
+const AT_LEAST: usize = 800;
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS)
+}
 
 enum Outcome {
     Complete { packets: u64, warned: bool },
@@ -53,17 +62,26 @@ fn read_all(path: &Path, lenient: bool) -> Outcome {
 }
 
 fn corpus_files() -> Option<Vec<PathBuf>> {
-    let dir = Path::new(CORPUS);
+    let dir = corpus_dir();
     if !dir.is_dir() {
-        println!("SKIPPED: corpus directory {CORPUS} does not exist");
+        common::skip_or_fail(&format!(
+            "corpus directory {} does not exist",
+            dir.display()
+        ));
         return None;
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("listing the corpus")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
         .collect();
     files.sort();
+    assert!(
+        files.len() >= AT_LEAST,
+        "{}: {} captures, expected at least {AT_LEAST}",
+        dir.display(),
+        files.len()
+    );
     Some(files)
 }
 
@@ -95,11 +113,16 @@ fn error_kind(msg: &str) -> String {
 fn corpus_never_panics_and_errors_name_an_offset() {
     let Some(files) = corpus_files() else { return };
     for lenient in [false, true] {
-        summarize(&files, lenient);
+        let checked = summarize(&files, lenient);
+        assert!(
+            checked >= AT_LEAST,
+            "only {checked} captures read (lenient {lenient})"
+        );
     }
 }
 
-fn summarize(files: &[PathBuf], lenient: bool) {
+/// Reads every file; returns how many were read (completely or up to an error naming an offset).
+fn summarize(files: &[PathBuf], lenient: bool) -> usize {
     let (mut complete, mut warned, mut failed) = (0, 0, 0);
     let mut kinds: BTreeMap<String, u32> = BTreeMap::new();
     for f in files {
@@ -133,6 +156,7 @@ fn summarize(files: &[PathBuf], lenient: bool) {
     for (k, n) in &kinds {
         println!("  {n:4} {k}");
     }
+    complete + failed
 }
 
 /// Reading, then writing in the input's own format and reading back, gives the same packets.
@@ -147,7 +171,13 @@ fn corpus_rewrites_losslessly() {
         };
         reader.set_lenient_snaplen(true);
         let out = dir.path().join("out");
-        let mut writer = CaptureWriter::create(&out, &WriterConfig::like(&reader)).unwrap();
+        // The reader is lenient about records longer than the snapshot length, so the writer
+        // is too: such a record is written as it was read (the file had it).
+        let config = WriterConfig {
+            lenient_snaplen: true,
+            ..WriterConfig::like(&reader)
+        };
+        let mut writer = CaptureWriter::create(&out, &config).unwrap();
         let mut expected = Vec::new();
         let mut ok = true;
         loop {
@@ -155,8 +185,9 @@ fn corpus_rewrites_losslessly() {
                 Ok(Some(p)) => {
                     writer.sync_interfaces(p.interfaces).unwrap();
                     expected.push((p.data.to_vec(), p.orig_len, p.ts_ns, p.interface));
-                    if writer.write_record(&p.meta(), p.data, None).is_err() {
+                    if let Err(e) = writer.write_record(&p.meta(), p.data, None) {
                         // e.g. timestamps before 1970 do not fit in pcap.
+                        println!("not rewritable: {}: {e}", f.display());
                         ok = false;
                         break;
                     }
@@ -188,7 +219,14 @@ fn corpus_rewrites_losslessly() {
         assert!(back.next_packet().unwrap().is_none());
         checked += 1;
     }
-    println!("corpus: {checked} files rewritten and read back identically");
+    println!(
+        "corpus: {checked} of {} files rewritten and read back identically",
+        files.len()
+    );
+    assert!(
+        checked >= AT_LEAST,
+        "only {checked} captures rewritten and read back"
+    );
 }
 
 /// `tshark -r F -T fields -e frame.number | wc -l` for every corpus file tshark reads without
@@ -208,7 +246,7 @@ fn corpus_counts_match_recorded_tshark() {
         let (Some(name), Some(count)) = (f.next(), f.next()) else {
             continue;
         };
-        let path = Path::new(CORPUS).join(name);
+        let path = corpus_dir().join(name);
         if !files.contains(&path) {
             continue;
         }
@@ -225,6 +263,10 @@ fn corpus_counts_match_recorded_tshark() {
         }
     }
     println!("tshark counts: {same} of {compared} files agree");
+    assert!(
+        compared >= AT_LEAST,
+        "only {compared} captures compared with the recorded counts"
+    );
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
 
@@ -234,8 +276,7 @@ fn corpus_counts_match_recorded_tshark() {
 #[ignore]
 fn corpus_counts_match_tshark() {
     let Some(files) = corpus_files() else { return };
-    if Command::new("tshark").arg("-v").output().is_err() {
-        println!("SKIPPED: tshark is not installed");
+    if !common::have_tool("tshark") {
         return;
     }
     let (mut same, mut differ) = (0, 0);
@@ -275,5 +316,9 @@ fn corpus_counts_match_tshark() {
         }
     }
     println!("tshark agrees on {same} fully read files, differs on {differ}");
+    assert!(
+        same >= AT_LEAST,
+        "only {same} captures compared with tshark"
+    );
     assert_eq!(differ, 0);
 }

@@ -1,6 +1,8 @@
 //! Reader and writer against captures built byte by byte here (independently of the writer),
 //! malformed inputs with their exact outcome, the temp-file contract and tshark's opinion.
 
+mod common;
+
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
@@ -860,7 +862,7 @@ fn tshark(args: &[&str], file: &Path) -> Option<String> {
     {
         Ok(o) => o,
         Err(_) => {
-            println!("SKIPPED: tshark is not installed");
+            common::skip_or_fail("tshark is not installed");
             return None;
         }
     };
@@ -1040,7 +1042,7 @@ fn reads_a_fifo_by_streaming() {
     match Command::new("mkfifo").arg(&fifo).status() {
         Ok(s) if s.success() => {}
         _ => {
-            println!("SKIPPED: mkfifo is not available");
+            common::skip_or_fail("mkfifo is not available");
             return;
         }
     }
@@ -1137,7 +1139,7 @@ fn write_behind_writes_the_same_bytes() {
 #[test]
 fn write_behind_reports_a_failed_write() {
     if !Path::new("/dev/full").exists() {
-        println!("SKIPPED: /dev/full is not here");
+        common::skip_or_fail("/dev/full is not here");
         return;
     }
     let e = write_many(Path::new("/dev/full"), true).unwrap_err();

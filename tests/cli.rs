@@ -258,7 +258,7 @@ fn export_nft_loads_in_nft_check_mode() {
     assert_eq!(o.status.code(), Some(0));
     let nft = std::process::Command::new("nft").arg("--version").output();
     if nft.is_err() {
-        println!("SKIPPED: nft is not installed; .ci/run installs nftables");
+        common::skip_or_fail("nft is not installed; .ci/run installs nftables");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -272,7 +272,7 @@ fn export_nft_loads_in_nft_check_mode() {
     if !check.status.success()
         && String::from_utf8_lossy(&check.stderr).contains("Operation not permitted")
     {
-        println!("SKIPPED: nft -c needs CAP_NET_ADMIN here");
+        common::skip_or_fail("nft -c needs CAP_NET_ADMIN here");
         return;
     }
     assert!(

@@ -251,7 +251,7 @@ fn tshark() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        println!("SKIPPED: tshark is not installed (.ci/run installs it)");
+        common::skip_or_fail("tshark is not installed (.ci/run installs it)");
     }
     ok
 }

@@ -1,5 +1,7 @@
 //! Import of the tutorial's API responses, and the TOML / API JSON / nftables writers.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -201,7 +203,7 @@ fn nft_check(ruleset: &str) {
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
     let Some(nft) = dirs.iter().map(|d| d.join("nft")).find(|p| p.is_file()) else {
-        println!("SKIPPED: nft not installed");
+        common::skip_or_fail("nft not installed");
         return;
     };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -217,7 +219,7 @@ fn nft_check(ruleset: &str) {
     if !out.status.success()
         && (stderr.contains("Operation not permitted") || stderr.contains("Permission denied"))
     {
-        println!("SKIPPED: nft -c needs privileges here: {stderr}");
+        common::skip_or_fail(&format!("nft -c needs privileges here: {stderr}"));
         return;
     }
     assert!(

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Instruction counts (valgrind --tool=callgrind), which are repeatable on a shared machine:
+# the figures of the README's "Performance" section.
+#
+#   scripts/profile.sh [PACKETS]      (default: 200000 packets end to end)
+#
+# 1. The translator: the translate benchmark's batch loop (`run_batch`: copy each frame into
+#    the work buffer, translate it) on 64-byte TCP packets of established flows, instructions
+#    per packet (collected inside run_batch only; packets = its calls x 1024).
+# 2. End to end: `dnatsim replay` of PACKETS generated 64-byte TCP packets, --threads 1
+#    --no-bandwidth -o FILE, instructions per packet in total and in each part (inclusive
+#    cost of the function, divided by the packets).
+# Needs valgrind (callgrind_annotate comes with it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packets=${1:-200000}
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/dnatsim-profile.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+cargo build --release --quiet
+bench=$(cargo bench --bench translate --no-run --message-format=json 2>/dev/null |
+    grep -F '"kind":["bench"]' | grep -F '"name":"translate"' |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+[ -x "$bench" ] || { echo "could not build the translate benchmark" >&2; exit 1; }
+
+echo "== translator: translate/tcp_established_64B (callgrind, inside run_batch)"
+valgrind --tool=callgrind --callgrind-out-file="$work/bench.out" --compress-strings=no \
+    --toggle-collect='*run_batch*' \
+    "$bench" --bench --profile-time 3 'translate/tcp_established_64B/pkts' >/dev/null 2>&1
+total=$(sed -n 's/^summary: //p' "$work/bench.out" | awk '{print $1}')
+# Calls of run_batch: the "calls=N" line that follows each call site naming it.
+calls=$(awk '/^cfn=.*run_batch/ {f=1; next} f && /^calls=/ {split($1, a, "="); n += a[2]; f=0} END {print n+0}' "$work/bench.out")
+[ "$calls" -gt 0 ] || { echo "run_batch was not called" >&2; exit 1; }
+printf '  %d batches of 1024 packets, %d instructions: %.0f instructions per packet\n' \
+    "$calls" "$total" "$(echo "$total / ($calls * 1024)" | bc -l)"
+
+echo "== end to end: dnatsim replay of $packets 64-byte TCP packets, --threads 1 --no-bandwidth"
+echo "   (instructions per packet)"
+bin=target/release/dnatsim
+rules=pcaps/seed/rules.toml
+"$bin" gen --rules "$rules" -o "$work/tcp64.pcap" --mix tcp64 --packets "$packets" --seed 1 2>/dev/null
+valgrind --tool=callgrind --callgrind-out-file="$work/replay.out" \
+    "$bin" replay "$work/tcp64.pcap" --rules "$rules" --threads 1 --no-bandwidth -q \
+    -o "$work/out.pcap" >/dev/null 2>&1
+callgrind_annotate --inclusive=yes --threshold=100 "$work/replay.out" >"$work/replay.txt" 2>/dev/null
+total=$(sed -n 's/^summary: //p' "$work/replay.out" | awk '{print $1}')
+printf '  %-56s %6.0f\n' "whole process" "$(echo "$total / $packets" | bc -l)"
+# Each part is the inclusive cost of one source file's code where the compiler inlined it (the
+# annotate lines "file:function"), divided by the packets; a part that is not found prints 0.
+ir() { # file:function...
+    local sum=0 x
+    for x in "$@"; do
+        sum=$(( sum + $(awk -v k="$x" '{n = $1; s = $0; sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", s); sub(/ \[.*$/, "", s)
+        if (s == k) {gsub(",", "", n); print n; exit}}' "$work/replay.txt" | grep . || echo 0) ))
+    done
+    echo "$sum"
+}
+part() { # label file:function...
+    local label=$1; shift
+    printf '  %-56s %6.0f\n' "$label" "$(echo "$(ir "$@") / $packets" | bc -l)"
+}
+r=dnatsim::pipeline::replay
+t=dnatsim::nat::translate::Translator::plain_tcp_udp
+part "translator (src/nat/translate.rs, fast path)" "src/nat/translate.rs:$r"
+part "  of which: checksums (src/wire/checksum.rs)" "src/wire/checksum.rs:$t" "src/wire/checksum.rs:dnatsim::wire::checksum::sum_ne_short"
+part "  of which: flow lookup and refresh (flow.rs, flowmap.rs)" "src/nat/flow.rs:$t" "src/nat/flowmap.rs:$t"
+part "writer (src/capture/writer.rs: record header + copy)" "src/capture/writer.rs:$r"
+part "reader (src/capture/reader.rs)" "src/capture/reader.rs:$r"
+part "the loop itself (src/pipeline/mod.rs)" "src/pipeline/mod.rs:$r"
+part "sink: counters, package off (src/pipeline/sink.rs)" "src/pipeline/sink.rs:$r"
