@@ -5,6 +5,7 @@
 //! signal N stopped a run (which still finished its outputs).
 
 mod check;
+mod diff;
 mod explain;
 mod export;
 mod generate;
@@ -54,6 +55,7 @@ enum Command {
     Replay(replay::Args),
     Check(check::Args),
     Explain(explain::Args),
+    Diff(diff::Args),
     Gen(generate::Args),
     Import(import::Args),
     Export(export::Args),
@@ -140,6 +142,7 @@ pub fn main() -> i32 {
         Command::Replay(a) => replay::run(a),
         Command::Check(a) => check::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Diff(a) => diff::run(a),
         Command::Gen(a) => generate::run(a),
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
