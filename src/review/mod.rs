@@ -624,3 +624,15 @@ pub fn flow_diff(
     });
     d
 }
+
+/// The record numbers (1-based) whose fate differs between two runs over the same packets.
+pub fn changed_records(old: &[Option<Fate>], new: &[Option<Fate>]) -> Vec<u64> {
+    old.iter()
+        .zip(new)
+        .enumerate()
+        .filter_map(|(i, pair)| match pair {
+            (Some(o), Some(n)) if change(o, n).is_some() => Some(i as u64 + 1),
+            _ => None,
+        })
+        .collect()
+}
