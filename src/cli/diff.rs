@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 #[command(after_long_help = "Examples:\n  \
     dnatsim diff -r pcaps/seed/rules.toml -r pcaps/seed/edits/all.toml\n  \
     dnatsim diff -r old.toml -r new.toml pcaps/seed/capture.pcap --report diff.json\n  \
-    dnatsim diff -r old.toml -r new.toml in.pcap --max-flows-shown 100")]
+    dnatsim diff -r old.toml -r new.toml in.pcap --max-flows-shown 100 --html diff.html")]
 pub struct Args {
     /// The rules files: the old one, then the new one (give `--rules` twice).
     #[arg(long, short = 'r', value_name = "RULES", required = true, num_args = 1)]
@@ -38,6 +38,10 @@ pub struct Args {
     /// Write the differences as JSON here (`-` is standard output).
     #[arg(long, value_name = "FILE.json")]
     report: Option<PathBuf>,
+    /// Write a self-contained HTML report here: the table diff and the changed flows with both
+    /// outcomes side by side (at most 2,000 flows; the report has them all).
+    #[arg(long, value_name = "FILE.html")]
+    html: Option<PathBuf>,
     /// List at most this many changed flows (all of them go into the report).
     #[arg(long, value_name = "N", default_value_t = 20,
           value_parser = RangedU64ValueParser::<usize>::new())]
@@ -88,7 +92,9 @@ fn run_inner(args: Args) -> anyhow::Result<i32> {
     if let Some(c) = &args.capture {
         files = files.input("the capture", c);
     }
-    let files = files.output("--report", args.report.as_deref());
+    let files = files
+        .output("--report", args.report.as_deref())
+        .output("--html", args.html.as_deref());
     files.check()?;
     if args.report.as_deref().is_some_and(paths::is_std) {
         super::require_stdout("--report - writes the report")?;
@@ -121,6 +127,17 @@ fn run_inner(args: Args) -> anyhow::Result<i32> {
             dnatsim::output::write_whole(path, &json)
                 .with_context(|| format!("cannot write the report {}", path.display()))?;
         }
+    }
+    if let Some(path) = &args.html {
+        let capture = args.capture.as_ref().map(|c| c.display().to_string());
+        let page = dnatsim::report::html::diff_html(
+            &old_path.display().to_string(),
+            &new_path.display().to_string(),
+            &table,
+            capture.as_deref().zip(traffic.as_ref()),
+            dnatsim::report::html::DEFAULT_PACKETS,
+        );
+        super::write_text_output(Some(path), &page)?;
     }
     if !args.quiet {
         let text = summary(&args, old_path, new_path, &table, traffic.as_ref());
