@@ -464,3 +464,25 @@ fn hostile_names_are_escaped() {
     assert_eq!(id, json!("<img src=x onerror=alert(1)>"));
     assert!(b.console_errors().is_empty());
 }
+
+#[test]
+fn the_console_check_sees_a_script_error() {
+    // The check the report tests rely on must be able to fail: a page with a broken script.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("broken.html");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html><html><body><script>noSuchFunction();</script></body></html>",
+    )
+    .unwrap();
+    let Some(b) = Browser::start() else { return };
+    b.open(&page);
+    let errors = b.console_errors();
+    assert!(
+        errors.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("noSuchFunction")),
+        "{errors:#?}"
+    );
+}

@@ -636,3 +636,116 @@ pub fn changed_records(old: &[Option<Fate>], new: &[Option<Fate>]) -> Vec<u64> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nat::MatchKind;
+    use crate::report::DropReason;
+
+    fn fate(verdict: Verdict, after_dst: u32, rate_limited: bool) -> Fate {
+        let before = Tuple {
+            src: 1,
+            dst: 2,
+            sport: 1000,
+            dport: 443,
+            proto: 6,
+        };
+        let mut outcome = Outcome::none();
+        outcome.verdict = verdict;
+        outcome.before = before;
+        outcome.after = Tuple {
+            dst: after_dst,
+            ..before
+        };
+        Fate {
+            outcome,
+            wire_len: 60,
+            rate_limited,
+        }
+    }
+
+    fn inbound(entry: u32) -> Verdict {
+        Verdict::Inbound {
+            entry,
+            kind: MatchKind::Port,
+        }
+    }
+
+    #[test]
+    fn kinds_of_change() {
+        let a = fate(inbound(0), 10, false);
+        assert_eq!(change(&a, &a), None);
+        assert_eq!(
+            change(&a, &fate(inbound(0), 11, false)),
+            Some(ChangeKind::Moved)
+        );
+        assert_eq!(
+            change(&a, &fate(inbound(1), 10, false)),
+            Some(ChangeKind::OtherEntry)
+        );
+        let drop = fate(Verdict::Drop(DropReason::NoRule), 2, false);
+        assert_eq!(change(&a, &drop), Some(ChangeKind::NewlyDropped));
+        assert_eq!(change(&drop, &a), Some(ChangeKind::NewlyAllowed));
+        assert_eq!(
+            change(&a, &fate(inbound(0), 10, true)),
+            Some(ChangeKind::RateLimit)
+        );
+        assert_eq!(
+            change(&fate(inbound(0), 10, true), &a),
+            Some(ChangeKind::RateLimit)
+        );
+        // Rate-limited under the old table, sent elsewhere by the new one: it is allowed now.
+        assert_eq!(
+            change(&fate(inbound(0), 10, true), &fate(inbound(1), 12, false)),
+            Some(ChangeKind::NewlyAllowed)
+        );
+        let ttl = fate(Verdict::Drop(DropReason::TtlExpired), 2, false);
+        assert_eq!(change(&ttl, &drop), Some(ChangeKind::DropReason));
+        assert_eq!(change(&drop, &drop), None);
+    }
+
+    #[test]
+    fn flows_group_both_directions() {
+        // A request to the EIP and its reply from the server, translated back, are one flow.
+        let eip = 0xcb00_714f;
+        let client = 0xc633_6407;
+        let server = 0xc0a8_0104;
+        let req = Tuple {
+            src: client,
+            dst: eip,
+            sport: 5000,
+            dport: 443,
+            proto: 6,
+        };
+        let mut o1 = Outcome::none();
+        o1.verdict = inbound(0);
+        o1.before = req;
+        o1.after = Tuple { dst: server, ..req };
+        let mut o2 = Outcome::none();
+        o2.verdict = Verdict::Outbound {
+            entry: 0,
+            kind: MatchKind::Port,
+        };
+        o2.before = Tuple {
+            src: server,
+            dst: client,
+            sport: 443,
+            dport: 5000,
+            proto: 6,
+        };
+        o2.after = Tuple {
+            src: eip,
+            ..o2.before
+        };
+        let f = |o: Outcome| Fate {
+            outcome: o,
+            wire_len: 60,
+            rate_limited: false,
+        };
+        let k1 = flow_key(&f(o1), &f(o1), &[eip]);
+        let k2 = flow_key(&f(o2), &f(o2), &[eip]);
+        assert_eq!(k1, k2);
+        assert_eq!(k1.a, (client, 5000));
+    }
+}
