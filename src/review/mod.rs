@@ -415,8 +415,8 @@ pub fn fate_text(f: &Fate, table: &ForwardTable) -> String {
     s
 }
 
-/// Where a packet went, in one word for the per-entry table: the entry id, "dropped: REASON",
-/// "passed" (unchanged) or "rate_limited".
+/// Where a packet went, for the per-entry table: "ENTRY (SERVER)" (", rate_limited" added when
+/// the package dropped it), "dropped: REASON" or "passed unchanged".
 fn place(f: &Fate, table: &ForwardTable) -> String {
     match f.outcome.verdict {
         Verdict::Inbound { entry, .. } | Verdict::Outbound { entry, .. } => {
@@ -424,11 +424,13 @@ fn place(f: &Fate, table: &ForwardTable) -> String {
                 .entries()
                 .get(entry as usize)
                 .map_or("?", |e| e.id.as_str());
-            if f.rate_limited {
-                format!("{id} (rate_limited)")
-            } else {
-                id.to_string()
-            }
+            // The server, so that a move between servers under one entry shows.
+            let server = match f.outcome.verdict {
+                Verdict::Inbound { .. } => f.outcome.after.dst,
+                _ => f.outcome.before.src,
+            };
+            let limited = if f.rate_limited { ", rate_limited" } else { "" };
+            format!("{id} ({}{limited})", Ipv4Addr::from(server))
         }
         Verdict::Drop(r) => format!("dropped: {}", r.as_str()),
         Verdict::PassForeign | Verdict::PassNotIpv4 => "passed unchanged".to_string(),
