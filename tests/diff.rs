@@ -419,3 +419,32 @@ fn readme_example_is_what_diff_prints() {
         "README's diff example differs from:\n{text}"
     );
 }
+
+#[test]
+fn html_and_report_outputs_are_checked_before_work() {
+    let before = std::fs::read(SEED).unwrap();
+    // An output that names an input is a usage error (2) for replay and diff alike.
+    let out = dnatsim(&["diff", "-r", SEED, "-r", SEED, CAPTURE, "--html", SEED]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = dnatsim(&["diff", "-r", SEED, "-r", SEED, CAPTURE, "--report", CAPTURE]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = dnatsim(&["replay", CAPTURE, "-r", SEED, "-q", "--html", CAPTURE]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(SEED).unwrap(), before);
+    // --html and --report on one file.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x");
+    let f = f.to_str().unwrap();
+    let out = dnatsim(&[
+        "replay", CAPTURE, "-r", SEED, "-q", "--html", f, "--report", f,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    // A missing directory: replay's unusable output (1); diff's trouble (2). Nothing written.
+    let missing = dir.path().join("no/such/dir/r.html");
+    let m = missing.to_str().unwrap();
+    let out = dnatsim(&["replay", CAPTURE, "-r", SEED, "-q", "--html", m]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = dnatsim(&["diff", "-r", SEED, "-r", SEED, "--html", m]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(std::fs::read_dir(dir.path()).unwrap().count() == 0);
+}
