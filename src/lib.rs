@@ -21,6 +21,7 @@ pub mod nat;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod review;
 pub mod rules;
 pub mod traffic;
 pub mod wire;

@@ -42,7 +42,7 @@ pub use limiter::{
     DEFAULT_BURST_MS, DEFAULT_INTERVAL_NS, DEFAULT_LATENCY_MS, Direction, Limiter, LimiterConfig,
     MAX_FRAME_BYTES, Verdict, default_burst_bytes,
 };
-pub use plot::write_svg;
+pub use plot::{svg_string, write_svg};
 pub use stats::{BandwidthStats, ConfigReport, DirectionStats, DirectionTotals, IntervalStats};
 
 use crate::rules::CountMode;

@@ -200,6 +200,12 @@ fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
     Ok(svg)
 }
 
+/// The same plot as [`write_svg`], as SVG text (for embedding in the HTML report); `name`
+/// stands in for a file name in error messages.
+pub fn svg_string(stats: &BandwidthStats, name: &str) -> Result<String, PlotError> {
+    render(stats, Path::new(name))
+}
+
 /// Plot offered, carried and dropped rate (Mbps) over time (s) per direction, with the cap as a
 /// labelled horizontal line, to an SVG at `path` (written to a temporary file, then renamed).
 pub fn write_svg(stats: &BandwidthStats, path: impl AsRef<Path>) -> Result<(), PlotError> {

@@ -13,13 +13,18 @@ enum Format {
     ApiJson,
     /// The rules file itself, normalised.
     Toml,
+    /// Terraform for the Alibaba Cloud provider: `alicloud_forward_entry` resources, with the
+    /// forward table id and the EIPs as variables.
+    Terraform,
 }
 
-/// Write the forward table as an nftables ruleset, as API JSON, or as a normalised rules file.
+/// Write the forward table as an nftables ruleset, as API JSON, as a normalised rules file, or
+/// as Terraform for the Alibaba Cloud provider.
 #[derive(Debug, clap::Args)]
 #[command(
     after_long_help = "Examples:\n  dnatsim export --rules pcaps/seed/rules.toml --format nft > dnat.nft && nft -c -f dnat.nft\n  \
-    dnatsim export --rules pcaps/seed/rules.toml --format api-json -o entries.json"
+    dnatsim export --rules pcaps/seed/rules.toml --format api-json -o entries.json\n  \
+    dnatsim export --rules pcaps/seed/rules.toml --format terraform -o dnat.tf"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -45,6 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Format::Nft => dnatsim::rules::to_nft(&rules),
         Format::ApiJson => dnatsim::rules::to_api_json(&rules),
         Format::Toml => dnatsim::rules::to_toml(&rules),
+        Format::Terraform => dnatsim::rules::to_terraform(&rules),
     };
     super::write_text_output(args.output.as_deref(), &text)?;
     Ok(0)

@@ -6,6 +6,7 @@
 
 mod api;
 mod check;
+mod diff;
 mod explain;
 mod export;
 mod generate;
@@ -55,6 +56,7 @@ enum Command {
     Replay(replay::Args),
     Check(check::Args),
     Explain(explain::Args),
+    Diff(diff::Args),
     Gen(generate::Args),
     Api(api::Args),
     Import(import::Args),
@@ -142,6 +144,7 @@ pub fn main() -> i32 {
         Command::Replay(a) => replay::run(a),
         Command::Check(a) => check::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Diff(a) => diff::run(a),
         Command::Gen(a) => generate::run(a),
         Command::Api(a) => api::run(a),
         Command::Import(a) => import::run(a),

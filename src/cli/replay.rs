@@ -84,6 +84,14 @@ pub struct Args {
     /// Draw offered vs carried rate over time, with the package's cap, as SVG.
     #[arg(long, value_name = "FILE.svg", conflicts_with = "no_bandwidth")]
     plot: Option<PathBuf>,
+    /// Write a self-contained HTML report here: the gateway drawn with its traffic, the
+    /// counters, the bandwidth plot and a packet table with filters (opens offline).
+    #[arg(long, value_name = "FILE.html")]
+    html: Option<PathBuf>,
+    /// The most packets the HTML report's packet table lists.
+    #[arg(long, value_name = "N", default_value_t = dnatsim::report::html::DEFAULT_PACKETS,
+          requires = "html", value_parser = RangedU64ValueParser::<usize>::new())]
+    html_packets: usize,
     /// Threads (default: the machine's cores): 1 does everything on one thread; 2 adds a thread
     /// that reads ahead and writes the output; N > 2 reads on one, translates on N - 2 and
     /// writes on the main thread. The output is byte-identical for every value.
@@ -145,9 +153,17 @@ struct CliObserver<'a> {
     bar: Option<ProgressBar>,
     out: &'a mut Human,
     failed: Option<std::io::Error>,
+    /// The HTML report's packet rows, with `--html`.
+    rows: Option<dnatsim::report::html::PacketRows<'a>>,
 }
 
 impl Observer for CliObserver<'_> {
+    fn decided(&mut self, record: u64, outcome: &Outcome, wire_len: u32, rate_limited: bool) {
+        if let Some(rows) = &mut self.rows {
+            rows.decided(record, outcome, wire_len, rate_limited);
+        }
+    }
+
     fn packet(&mut self, record: u64, outcome: &Outcome) {
         if record > self.trace_upto || self.failed.is_some() {
             return;
@@ -207,7 +223,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .input("--rules", &args.rules.rules)
         .output("-o", args.output.as_deref())
         .output("--report", args.report.as_deref())
-        .output("--plot", args.plot.as_deref());
+        .output("--plot", args.plot.as_deref())
+        .output("--html", args.html.as_deref());
     files.check()?;
     if args.output.as_deref().is_some_and(paths::is_std) {
         super::require_stdout("-o - writes the capture")?;
@@ -277,6 +294,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         bar,
         out: &mut human,
         failed: None,
+        rows: args
+            .html
+            .as_ref()
+            .map(|_| dnatsim::report::html::PacketRows::new(&table, args.html_packets)),
     };
     let result = replay(
         &mut reader,
@@ -319,6 +340,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         if let Some(plot) = &args.plot {
             dnatsim::bandwidth::write_svg(bw, plot)?;
         }
+    }
+    if let (Some(path), Some(rows)) = (&args.html, &observer.rows) {
+        let page =
+            dnatsim::report::html::replay_html(&report, &table, result.bandwidth.as_ref(), rows);
+        super::write_text_output(Some(path), &page)?;
     }
     if let Some(path) = &args.report {
         let mut json = serde_json::to_vec_pretty(&report)?;

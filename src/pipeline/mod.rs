@@ -49,6 +49,10 @@ pub struct ReplayOptions {
 pub trait Observer {
     /// Called once per input packet, and again for a held fragment when it is decided.
     fn packet(&mut self, _record: u64, _outcome: &Outcome) {}
+    /// Called once per decided packet (not for a fragment while it is held), right before
+    /// [`Observer::packet`], with its length on the wire and whether the bandwidth package
+    /// dropped it: what `diff` and the HTML report need to compare and show a packet's fate.
+    fn decided(&mut self, _record: u64, _outcome: &Outcome, _wire_len: u32, _rate_limited: bool) {}
     /// Called every few thousand packets with the packets read and the input offset reached.
     fn progress(&mut self, _packets: u64, _offset: u64) {}
 }

@@ -190,6 +190,8 @@ impl<'w> Sink<'w> {
         // write_in_place calls the closure exactly once when it returns Ok.
         if let Some((o, limited)) = decided {
             self.account(&o, meta, limited);
+            let dropped = matches!(limited, Some(bandwidth::Verdict::Drop));
+            observer.decided(meta.record, &o, meta.orig_len, dropped);
             observer.packet(meta.record, &o);
         }
         Ok(())
@@ -242,6 +244,8 @@ impl<'w> Sink<'w> {
                 w.write_record(record, bytes, comment.as_deref())?;
             }
         }
+        let dropped = matches!(limited, Some(bandwidth::Verdict::Drop));
+        observer.decided(meta.record, o, meta.orig_len, dropped);
         observer.packet(meta.record, o);
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Counters of a run, the JSON report and the human summary.
 
+pub mod html;
 pub mod trace;
 
 use crate::nat::{FlowStats, ForwardTable, Outcome, Verdict};

@@ -1,4 +1,5 @@
-//! Writers: a rules file (TOML), an nftables ruleset, and the API's `DescribeForwardTableEntries` JSON.
+//! Writers: a rules file (TOML), an nftables ruleset, the API's `DescribeForwardTableEntries` JSON
+//! and Terraform for the Alibaba Cloud provider.
 
 use std::fmt::Write as _;
 
@@ -269,6 +270,125 @@ pub fn to_nft(rules: &Rules) -> String {
     o
 }
 
+/// An HCL quoted string: escapes, and `${` / `%{` doubled so that Terraform reads no template.
+fn hcl_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A Terraform block label from an entry id: letters, digits, `_` and `-`, starting with a
+/// letter or `_` (other characters become `_`).
+fn tf_name(id: &str) -> String {
+    let mut s: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// The Terraform variable that holds the `i`-th EIP of the package (1-based, as the tutorial's IP1..IPn).
+pub fn terraform_eip_variable(i: usize) -> String {
+    format!("eip_{}", i + 1)
+}
+
+/// Writes the forward table as Terraform for the Alibaba Cloud provider: one
+/// `alicloud_forward_entry` per entry, in `rules`' order, with the forward table id and each
+/// EIP of the package as variables (the EIPs default to the addresses in the rules file, so a
+/// plan against the real gateway can substitute the real ones).
+///
+/// Values use the API's spelling, as the provider passes them through: `ip_protocol` "tcp",
+/// "udp" or "any"; ports "80", "8000/8010" or "any".
+pub fn to_terraform(rules: &Rules) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# Forward (DNAT) table of gateway {}, written by dnatsim.",
+        hcl_str(&rules.gateway.name)
+    );
+    let _ = writeln!(
+        o,
+        "# Apply with the alicloud provider: terraform apply -var forward_table_id=ftb-..."
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(o, "variable \"forward_table_id\" {{");
+    let _ = writeln!(
+        o,
+        "  description = \"The NAT gateway's forward table (alicloud_nat_gateway's forward_table_ids)\""
+    );
+    let _ = writeln!(o, "  type        = string");
+    let _ = writeln!(o, "}}");
+    let ips = &rules.bandwidth_package.public_ips;
+    for (i, ip) in ips.iter().enumerate() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "variable \"{}\" {{", terraform_eip_variable(i));
+        let _ = writeln!(
+            o,
+            "  description = \"EIP {} of the bandwidth package\"",
+            i + 1
+        );
+        let _ = writeln!(o, "  type        = string");
+        let _ = writeln!(o, "  default     = \"{ip}\"");
+        let _ = writeln!(o, "}}");
+    }
+    let mut used: Vec<String> = Vec::new();
+    for e in &rules.forward_entries {
+        // Ids are unique after validation, but two may sanitise to the same label.
+        let base = tf_name(&e.id);
+        let mut name = base.clone();
+        let mut k = 2;
+        while used.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        used.push(name.clone());
+        // Validation puts every external IP in the package; a literal is the fallback anyway.
+        let external_ip = match ips.iter().position(|&ip| ip == e.external_ip) {
+            Some(i) => format!("var.{}", terraform_eip_variable(i)),
+            None => format!("\"{}\"", e.external_ip),
+        };
+        let _ = writeln!(o);
+        let _ = writeln!(o, "resource \"alicloud_forward_entry\" \"{name}\" {{");
+        let _ = writeln!(o, "  forward_table_id   = var.forward_table_id");
+        let _ = writeln!(o, "  forward_entry_name = {}", hcl_str(&e.id));
+        let _ = writeln!(o, "  external_ip        = {external_ip}");
+        let _ = writeln!(o, "  external_port      = \"{}\"", e.external_port);
+        let _ = writeln!(o, "  ip_protocol        = \"{}\"", e.ip_protocol);
+        let _ = writeln!(o, "  internal_ip        = \"{}\"", e.internal_ip);
+        let _ = writeln!(o, "  internal_port      = \"{}\"", e.internal_port);
+        let _ = writeln!(o, "}}");
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +398,12 @@ mod tests {
         assert_eq!(mbps(150_000_000), "150");
         assert_eq!(mbps(1_500_000), "1.5");
         assert_eq!(mbps(1), "0.000001");
+    }
+
+    #[test]
+    fn hcl_escapes_templates() {
+        assert_eq!(hcl_str("a${b}%{c}\"$"), "\"a$${b}%%{c}\\\"$\"");
+        assert_eq!(tf_name("1 x.y"), "_1_x_y");
     }
 
     #[test]

@@ -40,7 +40,7 @@ mod validate;
 mod values;
 
 pub use diag::{Diagnostic, RulesError, Severity, Snippet};
-pub use export::{to_api_json, to_nft, to_toml};
+pub use export::{terraform_eip_variable, to_api_json, to_nft, to_terraform, to_toml};
 pub use id::derive_id;
 pub use import::import_api_json;
 pub use model::*;
