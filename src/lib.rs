@@ -16,6 +16,7 @@
 
 pub mod bandwidth;
 pub mod capture;
+pub mod live;
 pub mod nat;
 pub mod output;
 pub mod pipeline;

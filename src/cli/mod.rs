@@ -8,6 +8,7 @@ mod explain;
 mod export;
 mod generate;
 mod import;
+mod live;
 mod replay;
 mod table;
 
@@ -32,6 +33,7 @@ enum Command {
     Gen(generate::Args),
     Import(import::Args),
     Export(export::Args),
+    Live(live::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -52,6 +54,7 @@ pub fn main() -> i32 {
         Command::Gen(a) => generate::run(a),
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
+        Command::Live(a) => live::run(a),
     };
     match result {
         Ok(code) => code,

@@ -230,7 +230,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             .with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     if !args.quiet {
-        let text = summary(&args, &result, &report, &rules);
+        let out = match &args.output {
+            Some(o) => o.display().to_string(),
+            None => "(not written; -o OUT writes it)".to_string(),
+        };
+        let title = format!("{} -> {out}", args.input.display());
+        let text = summary(&title, &result, &report, &rules);
         observer.out.write_all(text.as_bytes())?;
     }
     Ok(0)
@@ -262,8 +267,9 @@ fn n(v: u64) -> String {
     out
 }
 
-fn summary(
-    args: &Args,
+/// The human summary of a run (replay's, and live mode's at its stop), under `title`.
+pub(super) fn summary(
+    title: &str,
     result: &ReplayResult,
     report: &Report,
     rules: &dnatsim::rules::Rules,
@@ -271,11 +277,7 @@ fn summary(
     use std::fmt::Write as _;
     let c = &result.counters;
     let mut s = String::new();
-    let out = match &args.output {
-        Some(o) => o.display().to_string(),
-        None => "(not written; -o OUT writes it)".to_string(),
-    };
-    let _ = writeln!(s, "{} -> {out}", args.input.display());
+    let _ = writeln!(s, "{title}");
     let _ = writeln!(
         s,
         "packets in   {:>12}  ({} bytes)",

@@ -10,6 +10,6 @@ pub mod translate;
 pub use flow::{Binding, FlowKey, FlowStats, FlowTable};
 pub use table::{ForwardTable, Inbound, Match, MatchKind};
 pub use translate::{
-    Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Outcome, PacketMeta, Translator, Tuple,
-    Verdict,
+    Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Outcome, PacketMeta, Rebound, Translator,
+    TranslatorState, Tuple, Verdict,
 };
