@@ -71,6 +71,20 @@ pub struct Args {
     /// Do not apply the bandwidth package.
     #[arg(long)]
     no_bandwidth: bool,
+    /// How frames move on --outside/--inside: `mmsg` (AF_PACKET, batches of 64 per system
+    /// call) or `pnet` (pnet's datalink channel, one frame per call; it spins a core, for
+    /// comparison only).
+    #[arg(long, value_enum, default_value = "mmsg")]
+    io: Io,
+}
+
+/// The AF_PACKET path for existing interfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Io {
+    /// recvmmsg/sendmmsg batches.
+    Mmsg,
+    /// pnet's datalink channel.
+    Pnet,
 }
 
 /// Trace lines on stdout; statistics and reload news on stderr.
@@ -161,6 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         (Some(o), Some(i), None, None) => Devices::Interfaces {
             outside: o.clone(),
             inside: i.clone(),
+            pnet: args.io == Io::Pnet,
         },
         (None, None, Some(o), Some(i)) => Devices::Tap {
             outside: o.clone(),

@@ -72,6 +72,11 @@ pub trait Port {
     fn flush(&mut self);
     /// Frames the device refused (full queue, interface gone down).
     fn send_errors(&self) -> u64;
+    /// Whether [`Port::fd`] can be polled; a port that cannot is asked for input on every
+    /// round of the loop (which then spins instead of sleeping).
+    fn pollable(&self) -> bool {
+        true
+    }
 }
 
 fn last_os_error() -> io::Error {
@@ -466,4 +471,97 @@ pub fn poll_readable<const N: usize>(fds: [RawFd; N], timeout_ms: i32) -> io::Re
         }
     }
     Ok(p.map(|q| q.revents & libc::POLLIN != 0))
+}
+
+/// pnet's datalink channel on an existing interface: one `recvfrom` and one `sendto` per
+/// frame, behind pnet's own poll. Kept to compare with [`PacketSocket`] (`--io pnet`): pnet
+/// does not expose its descriptor, so the driver cannot sleep on it and spins instead.
+pub struct PnetPort {
+    tx: Box<dyn pnet_datalink::DataLinkSender>,
+    rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    send_errors: u64,
+}
+
+impl PnetPort {
+    /// Opens pnet's Ethernet channel on interface `name`.
+    pub fn open(name: &str) -> Result<PnetPort, LiveError> {
+        let Some(ifc) = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == name)
+        else {
+            return Err(LiveError::NoInterface(name.to_string()));
+        };
+        let config = pnet_datalink::Config {
+            // A zero timeout: `next` returns at once when nothing is waiting.
+            read_timeout: Some(std::time::Duration::ZERO),
+            read_buffer_size: MAX_FRAME,
+            write_buffer_size: MAX_FRAME,
+            ..pnet_datalink::Config::default()
+        };
+        match pnet_datalink::channel(&ifc, config) {
+            Ok(pnet_datalink::Channel::Ethernet(tx, rx)) => Ok(PnetPort {
+                tx,
+                rx,
+                send_errors: 0,
+            }),
+            Ok(_) => Err(LiveError::Io {
+                what: format!("open a pnet channel on {name}"),
+                source: io::Error::other("not an Ethernet channel"),
+            }),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(LiveError::Permission {
+                what: format!("open a raw socket on {name}"),
+                source: e,
+            }),
+            Err(e) => Err(LiveError::Io {
+                what: format!("open a pnet channel on {name}"),
+                source: e,
+            }),
+        }
+    }
+}
+
+impl Port for PnetPort {
+    fn fd(&self) -> RawFd {
+        // poll(2) ignores negative descriptors.
+        -1
+    }
+
+    fn pollable(&self) -> bool {
+        false
+    }
+
+    fn recv(&mut self, rx: &mut RxBatch) -> io::Result<()> {
+        rx.count = 0;
+        while rx.count < BATCH {
+            match self.rx.next() {
+                Ok(frame) => {
+                    let i = rx.count;
+                    let n = frame.len().min(MAX_FRAME);
+                    rx.bufs[i][..n].copy_from_slice(&frame[..n]);
+                    rx.lens[i] = n;
+                    rx.truncated[i] = frame.len() >= MAX_FRAME;
+                    rx.count += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut || would_block(&e) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, frame: &[u8]) -> bool {
+        match self.tx.send_to(frame, None) {
+            Some(Ok(())) => true,
+            _ => {
+                self.send_errors += 1;
+                false
+            }
+        }
+    }
+
+    fn flush(&mut self) {}
+
+    fn send_errors(&self) -> u64 {
+        self.send_errors
+    }
 }

@@ -103,6 +103,8 @@ pub enum Devices {
         outside: String,
         /// Faces the servers.
         inside: String,
+        /// Use pnet's datalink channel (a frame per system call) instead of batches.
+        pnet: bool,
     },
     /// TAP devices that dnatsim creates and removes.
     Tap {
@@ -314,12 +316,21 @@ type Opened = (Box<dyn Port>, [u8; 6]);
 /// Opens the two devices: (outside, inside).
 fn open_devices(devices: &Devices) -> Result<[Opened; 2], LiveError> {
     match devices {
-        Devices::Interfaces { outside, inside } => {
+        Devices::Interfaces {
+            outside,
+            inside,
+            pnet,
+        } => {
             if outside == inside {
                 return Err(LiveError::SameDevice(outside.clone()));
             }
             let (oi, omac) = find_interface(outside)?;
             let (ii, imac) = find_interface(inside)?;
+            if *pnet {
+                let o = io::PnetPort::open(outside)?;
+                let i = io::PnetPort::open(inside)?;
+                return Ok([(Box::new(o), omac), (Box::new(i), imac)]);
+            }
             let o = PacketSocket::open(outside, oi)?;
             let i = PacketSocket::open(inside, ii)?;
             Ok([(Box::new(o), omac), (Box::new(i), imac)])
@@ -363,9 +374,10 @@ pub fn run(
         None => None,
     };
     let (outside, inside) = match &config.devices {
-        Devices::Interfaces { outside, inside } | Devices::Tap { outside, inside } => {
-            (outside.clone(), inside.clone())
+        Devices::Interfaces {
+            outside, inside, ..
         }
+        | Devices::Tap { outside, inside } => (outside.clone(), inside.clone()),
     };
     let clock = WallClock::new();
     let start_ns = clock.now_ns();
@@ -540,6 +552,7 @@ impl Engine {
         observer: &mut impl LiveObserver,
     ) -> Result<Exit, LiveError> {
         let fds = [self.sides[OUTSIDE].port.fd(), self.sides[INSIDE].port.fd()];
+        let spin = !self.sides.iter().all(|s| s.port.pollable());
         let mut next_tick = self.clock.now_ns() + TICK_NS;
         let mut next_watch = self.clock.now_ns() + WATCH_NS;
         let mut next_stats = config
@@ -550,10 +563,14 @@ impl Engine {
             if signals.stop.load(Ordering::Relaxed) {
                 return Ok(Exit::Stop);
             }
-            let ready = io::poll_readable(fds, 50).map_err(|source| LiveError::Io {
-                what: "wait for frames".into(),
-                source,
-            })?;
+            let ready = if spin {
+                [true; 2]
+            } else {
+                io::poll_readable(fds, 50).map_err(|source| LiveError::Io {
+                    what: "wait for frames".into(),
+                    source,
+                })?
+            };
             for (side, &r) in ready.iter().enumerate() {
                 if r {
                     self.receive(tr, side, observer)?;
