@@ -341,6 +341,24 @@ impl Lab {
         (out, err)
     }
 
+    /// dnatsim's own pid: the child of the `timeout` that runs it (`ip netns exec` execs).
+    fn dnatsim_pid(&self) -> u32 {
+        let Some(d) = &self.dnatsim else {
+            panic!("dnatsim was not started");
+        };
+        let t = d.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{t}/task/{t}/children")).unwrap_or_default();
+        match children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+        {
+            Some(pid) => pid,
+            None => panic!("no child under timeout {t}"),
+        }
+    }
+
     fn dnatsim_running(&mut self) -> bool {
         self.dnatsim
             .as_mut()
@@ -386,6 +404,19 @@ fn wait_for_line(path: &Path, needle: &str, secs: u64) -> bool {
                 .map_while(Result::ok)
                 .any(|l| l.contains(needle))
         {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Waits (bounded) until `path` holds at least `n` lines containing `needle`.
+fn wait_for_count(path: &Path, needle: &str, n: usize, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().filter(|l| l.contains(needle)).count() >= n {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -649,6 +680,22 @@ fn scenario(mode: Mode) {
     say(&format!("after a refused reload: tcp {}:80 -> {r}", EIP[4]));
     assert_eq!(r, format!("ECS5 peer={CLIENT} got=hello"));
 
+    // A good file again (noticed by its change), then SIGHUP with the file unchanged.
+    let tmp = lab.dir.path().join("rules.toml.new");
+    std::fs::write(&tmp, rules_toml(&extra)).expect("write the rules");
+    std::fs::rename(&tmp, lab.rules_path()).expect("rename the rules");
+    assert!(
+        wait_for_count(&dn_err, "rules reloaded", 2, 10),
+        "the repaired file was not reloaded"
+    );
+    let dn_pid = lab.dnatsim_pid();
+    ok(None, &["kill", "-HUP", &dn_pid.to_string()]);
+    assert!(
+        wait_for_count(&dn_err, "rules reloaded", 3, 10),
+        "SIGHUP did not reload"
+    );
+    say("SIGHUP reloaded the unchanged file");
+
     // The kernel routed nothing; dnatsim ran throughout and stops cleanly on SIGTERM.
     assert!(lab.dnatsim_running(), "dnatsim stopped during the test");
     let forw_after = forw_datagrams(&lab.gw);
@@ -713,7 +760,7 @@ fn scenario(mode: Mode) {
         report["dropped"]["foreign"].as_u64().unwrap_or(0) >= 1,
         "ECS3's attempt: {report}"
     );
-    assert_eq!(report["live"]["reloads"]["applied"], 1);
+    assert_eq!(report["live"]["reloads"]["applied"], 3);
     assert_eq!(report["live"]["reloads"]["refused"], 1);
     assert!(
         report["live"]["reloads"]["flows_kept"]
@@ -868,5 +915,51 @@ fn live_reports_a_missing_interface_and_leaves_no_tap_behind() {
     assert!(err.contains("rules.toml"), "{err}");
     println!(
         "errors: missing interface, down interface, TAP name taken, bad rules: all reported; nothing left behind"
+    );
+}
+
+/// The reload's core, without namespaces: flows move to a new table when their entry has a
+/// twin there (renumbered), and are removed when it is gone.
+#[test]
+fn a_reload_keeps_the_flows_of_entries_that_remain() {
+    use common::{CLIENT as C, ECS as E, IP1, IP3, seed_entries, seed_ips, tcp};
+    use dnatsim::nat::{Config, ForwardTable, Translator, TranslatorState, Verdict};
+    let old = ForwardTable::new(&seed_entries(), &seed_ips());
+    let mut t = Translator::new(&old, Config::default());
+    let to_ecs1 = common::run(&mut t, &mut tcp(C, 40000, IP1, 7000, 64, b"x"), 1, 1_000);
+    let to_ecs3 = common::run(&mut t, &mut tcp(C, 40001, IP3, 80, 64, b"x"), 1, 1_000);
+    assert!(matches!(to_ecs1.verdict, Verdict::Inbound { entry: 0, .. }));
+    assert!(matches!(to_ecs3.verdict, Verdict::Inbound { entry: 2, .. }));
+    let mut state: TranslatorState = t.into_state();
+    // The new file: IP3's port 80 entry is gone, the IP1 entry moved to the end with a new id.
+    let mut entries = seed_entries();
+    let first = entries.remove(0);
+    entries.retain(|e| {
+        e.external_ip != std::net::Ipv4Addr::from(IP3)
+            || e.external_port != dnatsim::rules::PortSpec::Single(80)
+    });
+    entries.push(dnatsim::rules::ForwardEntry {
+        id: "fwd-renamed".into(),
+        ..first
+    });
+    let new = ForwardTable::new(&entries, &seed_ips());
+    let r = state.rebind(&old, &new);
+    assert_eq!((r.kept, r.removed), (1, 1));
+    let mut t = Translator::with_state(&new, state);
+    let last = (new.entries().len() - 1) as u32;
+    // ECS1's reply uses the kept binding, now numbered as the moved entry.
+    let reply = common::run(&mut t, &mut tcp(E[0], 7000, C, 40000, 64, b"y"), 1, 2_000);
+    assert!(
+        matches!(reply.verdict, Verdict::Outbound { entry, .. } if entry == last),
+        "{reply:?}"
+    );
+    // ECS3's flow went with its entry: the client's next segment has no rule now.
+    let again = common::run(&mut t, &mut tcp(C, 40001, IP3, 80, 64, b"x"), 1, 2_000);
+    assert!(
+        matches!(
+            again.verdict,
+            Verdict::Drop(dnatsim::report::DropReason::NoRule)
+        ),
+        "{again:?}"
     );
 }
