@@ -76,6 +76,10 @@ pub struct Args {
     /// comparison only).
     #[arg(long, value_enum, default_value = "mmsg")]
     io: Io,
+    /// After each frame, keep looking for the next one without sleeping for this many
+    /// microseconds (0: sleep in poll at once). Spinning trades CPU for fewer wake-ups.
+    #[arg(long, value_name = "US", default_value_t = 0)]
+    spin_us: u64,
 }
 
 /// The AF_PACKET path for existing interfaces.
@@ -203,6 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         pcap_out: args.pcap_out.clone(),
         stats_interval_ns,
         trace: args.trace.unwrap_or(0),
+        spin_us: args.spin_us,
     };
     let mut observer = CliObserver { last: None };
     let done = live::run(&config, rules, &mut observer).context("live mode")?;

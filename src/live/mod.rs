@@ -134,6 +134,9 @@ pub struct LiveConfig {
     pub stats_interval_ns: Option<u64>,
     /// Report the first N IPv4 packets' outcomes.
     pub trace: u64,
+    /// After a frame, keep polling without sleeping for this many microseconds (0: always
+    /// sleep in poll until a frame comes).
+    pub spin_us: u64,
 }
 
 /// Sees what a live run does, for printing; called outside the per-packet path except
@@ -395,7 +398,7 @@ pub fn run(
                 neigh: Neighbours::new(NEIGHBOURS, io::MAX_FRAME),
             },
         ],
-        rx: RxBatch::default(),
+        rx: Some(RxBatch::default()),
         count_mode: rules.bandwidth_package.count,
         limiter,
         counters: Counters::new(table.entries().len()),
@@ -524,7 +527,8 @@ fn remap_entries(
 /// The gateway's moving parts apart from the translator (which borrows the table).
 struct Engine {
     sides: [Side; 2],
-    rx: RxBatch,
+    /// Received frames; `None` only while a batch is being handled.
+    rx: Option<RxBatch>,
     count_mode: CountMode,
     limiter: Option<(Limiter, CountMode)>,
     counters: Counters,
@@ -553,6 +557,8 @@ impl Engine {
     ) -> Result<Exit, LiveError> {
         let fds = [self.sides[OUTSIDE].port.fd(), self.sides[INSIDE].port.fd()];
         let spin = !self.sides.iter().all(|s| s.port.pollable());
+        let spin_ns = config.spin_us * 1_000;
+        let mut last_frame_ns = 0;
         let mut next_tick = self.clock.now_ns() + TICK_NS;
         let mut next_watch = self.clock.now_ns() + WATCH_NS;
         let mut next_stats = config
@@ -563,23 +569,32 @@ impl Engine {
             if signals.stop.load(Ordering::Relaxed) {
                 return Ok(Exit::Stop);
             }
+            // Busy for a moment after traffic (the next frame is likely microseconds away, and
+            // sleeping and waking for it costs more than looking), asleep in poll otherwise.
+            let busy = self.clock.now_ns().saturating_sub(last_frame_ns) < spin_ns;
             let ready = if spin {
                 [true; 2]
             } else {
-                io::poll_readable(fds, 50).map_err(|source| LiveError::Io {
-                    what: "wait for frames".into(),
-                    source,
+                io::poll_readable(fds, if busy { 0 } else { 50 }).map_err(|source| {
+                    LiveError::Io {
+                        what: "wait for frames".into(),
+                        source,
+                    }
                 })?
             };
+            let mut got = false;
             for (side, &r) in ready.iter().enumerate() {
                 if r {
-                    self.receive(tr, side, observer)?;
+                    got |= self.receive(tr, side, observer)?;
                 }
             }
             for s in &mut self.sides {
                 s.port.flush();
             }
             let now = self.clock.now_ns();
+            if got {
+                last_frame_ns = now;
+            }
             if now < next_tick {
                 continue;
             }
@@ -677,11 +692,15 @@ impl Engine {
         tr: &mut Translator,
         side: usize,
         observer: &mut impl LiveObserver,
-    ) -> Result<(), LiveError> {
-        let mut rx = std::mem::take(&mut self.rx);
+    ) -> Result<bool, LiveError> {
+        // Moved out so the frames can be handled with `self` borrowed mutably; an Option, so
+        // that taking it allocates nothing (the buffers are made once, at start).
+        let Some(mut rx) = self.rx.take() else {
+            return Ok(false);
+        };
         let got = self.sides[side].port.recv(&mut rx);
         if let Err(source) = got {
-            self.rx = rx;
+            self.rx = Some(rx);
             return Err(LiveError::Io {
                 what: format!(
                     "receive on {}",
@@ -700,8 +719,9 @@ impl Engine {
             let frame = rx.frame_mut(i);
             self.frame(tr, side, frame, truncated, now, observer);
         }
-        self.rx = rx;
-        Ok(())
+        let got = !rx.is_empty();
+        self.rx = Some(rx);
+        Ok(got)
     }
 
     /// One received frame.
