@@ -37,12 +37,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rules() { # $1 = bandwidth in Mbps
+rules() { # $1 = bandwidth in Mbps, $2 = police or shape
     cat <<EOF
 [gateway]
 name = "bench"
 [bandwidth_package]
 bandwidth_mbps = $1
+mode = "${2:-police}"
 public_ips = ["203.0.113.1"]
 [[forward_entry]]
 external_ip = "203.0.113.1"
@@ -53,7 +54,8 @@ internal_port = "any"
 EOF
 }
 rules 100000 > "$work/uncapped.toml"
-rules 150 > "$work/capped.toml"
+rules 150 shape > "$work/capped.toml"
+rules 150 police > "$work/policed.toml"
 
 # --- topology -------------------------------------------------------------------------
 for n in "$C" "$G" "$S"; do
@@ -149,7 +151,7 @@ dn_down=$(goodput -R)
 read -r dn_med dn_p99 dn_n < <(rtt)
 stop_dnatsim
 
-# --- dnatsim, capped at 150 Mbps ------------------------------------------------------
+# --- dnatsim, capped at 150 Mbps: shape, then police ----------------------------------
 start_dnatsim "$work/capped.toml"
 cap_up=$(carried "$S" s0)
 cap_down=$(carried "$C" c0 -R)
@@ -157,6 +159,11 @@ cap_up_good=$(goodput)
 cap_down_good=$(goodput -R)
 stop_dnatsim
 dropped=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["dropped"]["rate_limited"])' "$work/report.json")
+start_dnatsim "$work/policed.toml"
+pol_up=$(carried "$S" s0)
+pol_down=$(carried "$C" c0 -R)
+stop_dnatsim
+pol_dropped=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["dropped"]["rate_limited"])' "$work/report.json")
 
 # --- the kernel as the gateway: ip_forward + dnatsim's nft export --------------------------
 "$bin" export --rules "$work/uncapped.toml" --format nft >"$work/dnat.nft"
@@ -181,8 +188,14 @@ printf '%-46s %12s %12s %8s\n' "uncapped TCP goodput server->client (Mbit/s)" "$
 printf '%-46s %12s %12s %8s\n' "ping RTT median (us, $dn_n/$k_n replies)" "$dn_med" "$k_med" "$(ratio "$dn_med" "$k_med")"
 printf '%-46s %12s %12s %8s\n' "ping RTT p99 (us)" "$dn_p99" "$k_p99" "$(ratio "$dn_p99" "$k_p99")"
 echo
-echo "capped at 150 Mbps (police; dnatsim only, the kernel ruleset has no bandwidth package):"
-printf '  %-44s %8s Mbit/s  (%s%% of 150)\n' "IP-layer rate carried client->server" "$cap_up" "$(python3 -c "print('%.1f' % ($cap_up / 1.5))")"
-printf '  %-44s %8s Mbit/s  (%s%% of 150)\n' "IP-layer rate carried server->client (-R)" "$cap_down" "$(python3 -c "print('%.1f' % ($cap_down / 1.5))")"
-printf '  %-44s %8s / %s Mbit/s\n' "iperf3 goodput client->server / -R" "$cap_up_good" "$cap_down_good"
-printf '  %-44s %8s\n' "packets dropped by the package (rate_limited)" "$dropped"
+pct() { python3 -c "import sys; print('%.1f' % (float(sys.argv[1]) / 1.5))" "$1"; }
+echo "capped at 150 Mbps (dnatsim only; the kernel ruleset has no bandwidth package):"
+echo "  mode = \"shape\" (defaults: burst 187,500 bytes, queue rate x 50 ms):"
+printf '    %-44s %8s Mbit/s  (%s%% of 150)\n' "IP-layer rate carried client->server" "$cap_up" "$(pct "$cap_up")"
+printf '    %-44s %8s Mbit/s  (%s%% of 150)\n' "IP-layer rate carried server->client (-R)" "$cap_down" "$(pct "$cap_down")"
+printf '    %-44s %8s / %s Mbit/s\n' "iperf3 goodput client->server / -R" "$cap_up_good" "$cap_down_good"
+printf '    %-44s %8s\n' "packets dropped by the package" "$dropped"
+echo "  mode = \"police\" (the default; burst 187,500 bytes):"
+printf '    %-44s %8s Mbit/s  (%s%% of 150)\n' "IP-layer rate carried client->server" "$pol_up" "$(pct "$pol_up")"
+printf '    %-44s %8s Mbit/s  (%s%% of 150)\n' "IP-layer rate carried server->client (-R)" "$pol_down" "$(pct "$pol_down")"
+printf '    %-44s %8s\n' "packets dropped by the package" "$pol_dropped"

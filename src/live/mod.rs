@@ -10,6 +10,7 @@
 
 pub mod arp;
 pub mod io;
+pub mod shape;
 
 use crate::bandwidth::{
     self, BandwidthError, BandwidthStats, Clock, Direction, Limiter, WallClock,
@@ -81,11 +82,6 @@ pub enum LiveError {
     /// The bandwidth package cannot be applied.
     #[error(transparent)]
     Bandwidth(#[from] BandwidthError),
-    /// Live mode polices; shaping would need a timed transmit queue it does not have.
-    #[error(
-        "the bandwidth package's mode is \"shape\"; live mode applies \"police\" only (set mode = \"police\")"
-    )]
-    Shape,
     /// Writing `--pcap-out` failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
@@ -213,6 +209,8 @@ pub struct LiveReport {
     pub wrong_side: u64,
     /// Frames a device refused to send.
     pub send_errors: u64,
+    /// Shape mode: frames the timed transmit queue had no room for (dropped).
+    pub shape_queue_full: u64,
     /// Neighbour resolution outside (clients, from the EIPs).
     pub arp_outside: NeighbourStats,
     /// Neighbour resolution inside (servers, from the gateway's address).
@@ -416,6 +414,8 @@ pub fn run(
         sent: [(0, 0); 2],
         arp_frame: [0; ARP_FRAME_LEN],
         announced: Vec::new(),
+        delay: (rules.bandwidth_package.mode == LimitMode::Shape && config.bandwidth)
+            .then(|| Box::new([shape::DelayLine::default(), shape::DelayLine::default()])),
     };
     engine.announce(&table, &rules);
     let mut rules = rules;
@@ -490,9 +490,6 @@ fn limiter_for(rules: &Rules, apply: bool) -> Result<Option<(Limiter, CountMode)
         return Ok(None);
     }
     let pkg = &rules.bandwidth_package;
-    if pkg.mode == LimitMode::Shape {
-        return Err(LiveError::Shape);
-    }
     Ok(Some((
         Limiter::with_interval(pkg, BANDWIDTH_INTERVAL_NS)?,
         pkg.count,
@@ -544,6 +541,8 @@ struct Engine {
     arp_frame: [u8; ARP_FRAME_LEN],
     /// EIPs already announced with gratuitous ARP.
     announced: Vec<u32>,
+    /// Shape mode: frames waiting for their departure, by egress side.
+    delay: Option<Box<[shape::DelayLine; 2]>>,
 }
 
 impl Engine {
@@ -571,15 +570,21 @@ impl Engine {
             }
             // Busy for a moment after traffic (the next frame is likely microseconds away, and
             // sleeping and waking for it costs more than looking), asleep in poll otherwise.
-            let busy = self.clock.now_ns().saturating_sub(last_frame_ns) < spin_ns;
+            let now = self.clock.now_ns();
+            let busy = now.saturating_sub(last_frame_ns) < spin_ns;
+            // Sleep at most until the next shaped departure (poll's timeout is in ns here).
+            let mut timeout_ns = if busy { 0 } else { 50_000_000 };
+            if let Some(delay) = &self.delay {
+                for d in delay.iter().filter_map(|l| l.next_departure()) {
+                    timeout_ns = timeout_ns.min(d.saturating_sub(now));
+                }
+            }
             let ready = if spin {
                 [true; 2]
             } else {
-                io::poll_readable(fds, if busy { 0 } else { 50 }).map_err(|source| {
-                    LiveError::Io {
-                        what: "wait for frames".into(),
-                        source,
-                    }
+                io::poll_readable(fds, timeout_ns).map_err(|source| LiveError::Io {
+                    what: "wait for frames".into(),
+                    source,
                 })?
             };
             let mut got = false;
@@ -588,6 +593,7 @@ impl Engine {
                     got |= self.receive(tr, side, observer)?;
                 }
             }
+            self.release_shaped();
             for s in &mut self.sides {
                 s.port.flush();
             }
@@ -683,6 +689,25 @@ impl Engine {
         }
         for s in &mut self.sides {
             s.port.flush();
+        }
+    }
+
+    /// Shape mode: sends the delayed frames whose time has come.
+    fn release_shaped(&mut self) {
+        let Some(delay) = &mut self.delay else {
+            return;
+        };
+        let now = self.clock.now_ns();
+        for (side, line) in delay.iter_mut().enumerate() {
+            let s = &mut self.sides[side];
+            let (writer, sent) = (&mut self.writer, &mut self.sent);
+            line.release(now, |f| {
+                if s.port.send(f) {
+                    sent[side].0 += 1;
+                    sent[side].1 += f.len() as u64;
+                    record(writer, side, now, f);
+                }
+            });
         }
     }
 
@@ -881,11 +906,15 @@ impl Engine {
         let Some(dir) = dir else {
             return;
         };
+        let mut depart_ns = meta.ts_ns;
         if let Some((limiter, count)) = &mut self.limiter {
             let bytes = bandwidth::counted_bytes(*count, o.ip_len, meta.orig_len);
-            if let bandwidth::Verdict::Drop = limiter.offer(dir, meta.ts_ns, bytes) {
-                self.counters.rate_limited(&o);
-                return;
+            match limiter.offer(dir, meta.ts_ns, bytes) {
+                bandwidth::Verdict::Drop => {
+                    self.counters.rate_limited(&o);
+                    return;
+                }
+                bandwidth::Verdict::Pass { depart_ns: d } => depart_ns = d,
             }
         }
         let _ = self.count_mode;
@@ -905,7 +934,13 @@ impl Engine {
         match s.neigh.resolve(next_hop, ask_from, now) {
             Resolve::Known(mac) => {
                 frame[0..6].copy_from_slice(&mac);
-                if s.port.send(frame) {
+                if depart_ns > now
+                    && let Some(delay) = &mut self.delay
+                {
+                    if !delay[egress].push(frame, depart_ns) {
+                        self.live.shape_queue_full += 1;
+                    }
+                } else if s.port.send(frame) {
                     self.sent[egress].0 += 1;
                     self.sent[egress].1 += frame.len() as u64;
                     record(&mut self.writer, egress, now, frame);
