@@ -43,7 +43,7 @@ fn rules_toml(extra: &str) -> String {
         )
     };
     let mut s = format!(
-        "[gateway]\nname = \"LiveTest\"\n\n[bandwidth_package]\nbandwidth_mbps = 100000\npublic_ips = [{}]\n\n",
+        "[gateway]\nname = \"LiveTest\"\nprivate_ip = \"{GW_INSIDE}\"\n\n[bandwidth_package]\nbandwidth_mbps = 100000\npublic_ips = [{}]\n\n",
         EIP.map(|e| format!("\"{e}\"")).join(", ")
     );
     s += &entry(EIP[0], "\"any\"", "any", ECS[0], "\"any\"");
@@ -312,8 +312,6 @@ impl Lab {
             "live".into(),
             "--rules".into(),
             rules.display().to_string(),
-            "--inside-ip".into(),
-            GW_INSIDE.into(),
             "--report".into(),
             report.display().to_string(),
             "--pcap-out".into(),
@@ -324,7 +322,18 @@ impl Lab {
             "12".into(),
         ];
         match self.mode {
-            Mode::Veth => args.extend(["--outside", "g0", "--inside", "g1"].map(String::from)),
+            // Veth mode names the inside address; TAP mode takes the rules' private_ip.
+            Mode::Veth => args.extend(
+                [
+                    "--outside",
+                    "g0",
+                    "--inside",
+                    "g1",
+                    "--inside-ip",
+                    GW_INSIDE,
+                ]
+                .map(String::from),
+            ),
             Mode::Tap => {
                 args.extend(["--tap-outside", "dn-out", "--tap-inside", "dn-in"].map(String::from))
             }

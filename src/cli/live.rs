@@ -47,9 +47,10 @@ pub struct Args {
         conflicts_with = "inside"
     )]
     tap_inside: Option<String>,
-    /// The gateway's address on the inside: the servers' default route.
+    /// The gateway's address on the inside: the servers' default route (default: the rules
+    /// file's `[gateway] private_ip`).
     #[arg(long, value_name = "ADDR")]
-    inside_ip: Ipv4Addr,
+    inside_ip: Option<Ipv4Addr>,
     /// Write the counters as JSON here at the stop (replay's keys, plus `live`).
     #[arg(long, value_name = "FILE.json")]
     report: Option<PathBuf>,
@@ -193,10 +194,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Some(s) => anyhow::bail!("--stats-interval must be a positive number of seconds, not {s}"),
         None => None,
     };
+    let Some(inside_ip) = args.inside_ip.or(rules.gateway.private_ip) else {
+        anyhow::bail!(
+            "the gateway needs its inside address: give --inside-ip or set private_ip under [gateway] in {}",
+            args.rules.rules.display()
+        );
+    };
     let config = LiveConfig {
         rules_path: args.rules.rules.clone(),
         devices,
-        inside_ip: args.inside_ip,
+        inside_ip,
         translator: Config {
             keep_ttl: args.keep_ttl,
             // A gateway forwards only what concerns its entries.
