@@ -903,6 +903,40 @@ fn live_reports_a_missing_interface_and_leaves_no_tap_behind() {
         !links.contains("dn-first"),
         "a TAP device was left behind: {links}"
     );
+    // Without CAP_NET_RAW / CAP_NET_ADMIN (dropped from the bounding set by capsh, when it is
+    // installed): a message that says so, for both kinds of device.
+    let capsh = Command::new("sh")
+        .args(["-c", "command -v capsh"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if capsh {
+        for dev in ["dx0", "dx1"] {
+            ok(Some(&lab.gw), &["ip", "link", "set", dev, "up"]);
+        }
+        for devices in [
+            "--outside dx0 --inside dx1",
+            "--tap-outside dn-p0 --tap-inside dn-p1",
+        ] {
+            let cmd = format!("{bin} live -r {rules} {devices} --inside-ip {GW_INSIDE}");
+            let out = Command::new("timeout")
+                .args(["20", "ip", "netns", "exec", &lab.gw, "capsh"])
+                .args(["--drop=cap_net_raw,cap_net_admin", "--", "-c", &cmd])
+                .output()
+                .expect("runs");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("no permission to"), "{err}");
+            assert!(err.contains("CAP_NET_RAW and CAP_NET_ADMIN"), "{err}");
+        }
+        let links = ok(Some(&lab.gw), &["ip", "link"]);
+        assert!(
+            !links.contains("dn-p0"),
+            "a TAP device was left behind: {links}"
+        );
+    } else {
+        println!("(capsh is not installed: the permission errors were not checked)");
+    }
     // A rules error names the file.
     std::fs::write(lab.rules_path(), "[gateway\n").expect("write");
     let out = Command::new("timeout")
