@@ -200,7 +200,8 @@ pub struct LiveReport {
     pub arp_replies_sent: u64,
     /// Gratuitous ARP announcements sent (at start and for EIPs a reload adds).
     pub gratuitous_arp_sent: u64,
-    /// Frames that were neither IPv4 nor ARP (IPv6, LLDP, ...): not forwarded.
+    /// Frames that were neither IPv4 nor ARP (IPv6, LLDP, ...), or IPv4 not sent to our MAC
+    /// address: not forwarded.
     pub frames_ignored: u64,
     /// Frames longer than the buffers (offloads on?): dropped.
     pub frames_too_long: u64,
@@ -397,7 +398,6 @@ pub fn run(
             },
         ],
         rx: Some(RxBatch::default()),
-        count_mode: rules.bandwidth_package.count,
         limiter,
         counters: Counters::new(table.entries().len()),
         live: LiveReport {
@@ -526,7 +526,6 @@ struct Engine {
     sides: [Side; 2],
     /// Received frames; `None` only while a batch is being handled.
     rx: Option<RxBatch>,
-    count_mode: CountMode,
     limiter: Option<(Limiter, CountMode)>,
     counters: Counters,
     live: LiveReport,
@@ -765,6 +764,9 @@ impl Engine {
             return;
         }
         match u16::from_be_bytes([frame[12], frame[13]]) {
+            // A router takes only the IPv4 frames sent to its own MAC address (a veth or a
+            // switch port in promiscuous mode hands over the others too).
+            ETHERTYPE_IPV4 if frame[0..6] != self.sides[side].mac => self.live.frames_ignored += 1,
             ETHERTYPE_IPV4 if truncated => self.live.frames_too_long += 1,
             ETHERTYPE_IPV4 => self.ipv4(tr, side, frame, now, observer),
             ETHERTYPE_ARP => self.arp(tr.table(), side, frame, now),
@@ -917,7 +919,6 @@ impl Engine {
                 bandwidth::Verdict::Pass { depart_ns: d } => depart_ns = d,
             }
         }
-        let _ = self.count_mode;
         self.counters.count_out(meta.orig_len);
         let egress = 1 - side;
         let next_hop = o.after.dst;
