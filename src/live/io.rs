@@ -20,6 +20,8 @@ pub struct RxBatch {
     lens: [usize; BATCH],
     /// Frames longer than [`MAX_FRAME`] that were cut (to be dropped, not forwarded).
     truncated: [bool; BATCH],
+    /// The kernel's arrival time of each frame (CLOCK_REALTIME, ns), 0 when not known.
+    stamps: [u64; BATCH],
     count: usize,
 }
 
@@ -31,6 +33,7 @@ impl Default for RxBatch {
                 .collect(),
             lens: [0; BATCH],
             truncated: [false; BATCH],
+            stamps: [0; BATCH],
             count: 0,
         }
     }
@@ -56,6 +59,11 @@ impl RxBatch {
     /// Whether frame `i` was longer than the buffer.
     pub fn truncated(&self, i: usize) -> bool {
         self.truncated[i]
+    }
+
+    /// When the kernel received frame `i` (CLOCK_REALTIME, ns), if the device says.
+    pub fn stamp(&self, i: usize) -> Option<u64> {
+        (self.stamps[i] != 0).then_some(self.stamps[i])
     }
 }
 
@@ -97,6 +105,8 @@ pub struct PacketSocket {
     tx_lens: [usize; BATCH],
     tx_count: usize,
     send_errors: u64,
+    /// Room for each received frame's control message (its arrival timestamp).
+    control: Box<[[u64; 8]; BATCH]>,
 }
 
 /// `PACKET_IGNORE_OUTGOING` (Linux 4.20): do not hand back frames the host itself sends on the
@@ -154,6 +164,10 @@ impl PacketSocket {
         // the only outgoing ones (the gateway interfaces carry no host address).
         let one: libc::c_int = 1;
         setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, one);
+        // Arrival times from the kernel: the bandwidth package must see when a frame came, not
+        // when the loop got round to it (a loop descheduled for 20 ms would otherwise see 20 ms
+        // of traffic arrive at once, and police it as a burst).
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, one);
         // Room for bursts while the loop is busy with the other side (as root, past rmem_max).
         let size: libc::c_int = 8 << 20;
         if !setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size) {
@@ -170,8 +184,28 @@ impl PacketSocket {
             tx_lens: [0; BATCH],
             tx_count: 0,
             send_errors: 0,
+            control: Box::new([[0; 8]; BATCH]),
         })
     }
+}
+
+/// The `SCM_TIMESTAMPNS` of a received message, or 0.
+fn arrival_ns(hdr: &libc::msghdr) -> u64 {
+    // SAFETY: hdr was filled by recvmmsg; its control buffer and length describe the control
+    // messages the kernel wrote, which the CMSG macros walk within those bounds.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                return (ts.tv_sec as u64)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(ts.tv_nsec as u64);
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+    0
 }
 
 fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> bool {
@@ -204,6 +238,8 @@ impl Port for PacketSocket {
             iov[i].iov_len = rx.bufs[i].len();
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
+            msgs[i].msg_hdr.msg_controllen = std::mem::size_of::<[u64; 8]>();
         }
         // SAFETY: msgs and the buffers they point to outlive the call; BATCH entries exist.
         let n = unsafe {
@@ -224,6 +260,7 @@ impl Port for PacketSocket {
             let len = m.msg_len as usize;
             rx.truncated[i] = len > MAX_FRAME || m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             rx.lens[i] = len.min(MAX_FRAME);
+            rx.stamps[i] = arrival_ns(&m.msg_hdr);
         }
         rx.count = n;
         Ok(())

@@ -738,10 +738,20 @@ impl Engine {
             });
         }
         let now = self.clock.now_ns();
+        // The kernel stamps arrivals on CLOCK_REALTIME; our clock is the wall clock advanced
+        // monotonically, so stamps are moved by the difference measured now, and never later
+        // than now.
+        let realtime = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         for i in 0..rx.len() {
+            let at = match rx.stamp(i) {
+                Some(t) => now.saturating_sub(realtime.saturating_sub(t)),
+                None => now,
+            };
             let truncated = rx.truncated(i);
             let frame = rx.frame_mut(i);
-            self.frame(tr, side, frame, truncated, now, observer);
+            self.frame(tr, side, frame, truncated, at, observer);
         }
         let got = !rx.is_empty();
         self.rx = Some(rx);
