@@ -154,7 +154,10 @@ fn cannot_run() -> Option<String> {
         }
     }
     // Creating a namespace needs CAP_SYS_ADMIN, the interfaces CAP_NET_ADMIN.
-    let probe = format!("{NS_PREFIX}{}-probe", std::process::id());
+    // Tests run in parallel: each probe gets a name of its own.
+    static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = format!("{NS_PREFIX}{}-probe{n}", std::process::id());
     match run(None, &["ip", "netns", "add", &probe]) {
         Ok(_) => {
             let _ = run(None, &["ip", "netns", "del", &probe]);
