@@ -265,12 +265,8 @@ impl Signals {
             source,
         };
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            // A second signal while the first is being handled ends the process at once
-            // (exit status 1); the kernel still removes the TAP devices with the process.
-            ids.push(
-                signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
-                    .map_err(io_err)?,
-            );
+            // Only a flag: a second signal does not cut the clean stop short, since wrappers
+            // such as timeout(1) deliver one signal twice (to the child and to its group).
             ids.push(signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(io_err)?);
         }
         ids.push(
