@@ -17,6 +17,7 @@
 pub mod api;
 pub mod bandwidth;
 pub mod capture;
+pub mod live;
 pub mod nat;
 pub mod output;
 pub mod pipeline;

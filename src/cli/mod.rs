@@ -12,6 +12,7 @@ mod export;
 mod generate;
 mod import;
 mod interrupt;
+mod live;
 mod paths;
 mod replay;
 mod table;
@@ -61,6 +62,7 @@ enum Command {
     Api(api::Args),
     Import(import::Args),
     Export(export::Args),
+    Live(live::Args),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -149,6 +151,7 @@ pub fn main() -> i32 {
         Command::Api(a) => api::run(a),
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
+        Command::Live(a) => live::run(a),
         Command::Completions(a) => completions(a),
         Command::Man(_) => man(),
     };

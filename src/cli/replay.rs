@@ -359,7 +359,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
     if !args.quiet {
-        let text = summary(&args, &result, &report, &rules);
+        let out = match &args.output {
+            Some(o) if paths::is_std(o) => "(standard output)".to_string(),
+            Some(o) => o.display().to_string(),
+            None => "(not written; -o OUT writes it)".to_string(),
+        };
+        let title = format!("{} -> {out}", input_name(&args));
+        let text = summary(&title, args.max_flows, &result, &report, &rules);
         human.write_all(text.as_bytes())?;
         human.flush()?;
     }
@@ -442,8 +448,11 @@ fn percent(p: f64) -> String {
     }
 }
 
-fn summary(
-    args: &Args,
+/// The human summary of a run (replay's, and live mode's at its stop), under `title`;
+/// `max_flows` is the flow table's bound, named when flows were evicted.
+pub(super) fn summary(
+    title: &str,
+    max_flows: usize,
     result: &ReplayResult,
     report: &Report,
     rules: &dnatsim::rules::Rules,
@@ -451,12 +460,7 @@ fn summary(
     use std::fmt::Write as _;
     let c = &result.counters;
     let mut s = String::new();
-    let out = match &args.output {
-        Some(o) if paths::is_std(o) => "(standard output)".to_string(),
-        Some(o) => o.display().to_string(),
-        None => "(not written; -o OUT writes it)".to_string(),
-    };
-    let _ = writeln!(s, "{} -> {out}", input_name(args));
+    let _ = writeln!(s, "{title}");
     let _ = writeln!(
         s,
         "packets in   {:>12}  ({} bytes)",
@@ -498,7 +502,7 @@ fn summary(
             s,
             "note: the flow table was full: {} flows were evicted before their time (--max-flows {}); a larger --max-flows keeps them",
             n(f.evicted),
-            n(args.max_flows as u64)
+            n(max_flows as u64)
         );
     }
     if c.bad_l4_checksum_in > 0 {

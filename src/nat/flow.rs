@@ -289,6 +289,30 @@ impl FlowTable {
         self.keys = keys;
     }
 
+    /// Gives every live binding to `keep`: a binding for which it returns `Some(entry)` stays,
+    /// renumbered to that entry; the others are removed. Returns (kept, removed). Used when the
+    /// forward table is replaced while flows are alive (live mode's rules reload).
+    pub fn rebind(&mut self, mut keep: impl FnMut(&Binding) -> Option<u32>) -> (u64, u64) {
+        let (mut kept, mut removed) = (0, 0);
+        for i in 0..self.slots.len() {
+            if !self.slots[i].live {
+                continue;
+            }
+            match keep(&self.slots[i].binding) {
+                Some(entry) => {
+                    self.slots[i].binding.entry = entry;
+                    kept += 1;
+                }
+                None => {
+                    // i < slots.len() <= MAX_FLOWS: insert refuses to grow past 23-bit indices.
+                    self.remove(i as u32);
+                    removed += 1;
+                }
+            }
+        }
+        (kept, removed)
+    }
+
     fn remove(&mut self, idx: u32) {
         let slot = &mut self.slots[idx as usize];
         if !slot.live {

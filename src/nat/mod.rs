@@ -10,6 +10,6 @@ pub mod translate;
 pub use flow::{Binding, FlowKey, FlowStats, FlowTable, MAX_FLOWS};
 pub use table::{ForwardTable, Inbound, Match, MatchKind};
 pub use translate::{
-    Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Lookahead, Outcome, PacketMeta, Translator,
-    Tuple, Verdict,
+    Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Lookahead, Outcome, PacketMeta, Rebound,
+    Translator, TranslatorState, Tuple, Verdict,
 };

@@ -319,6 +319,67 @@ impl L4 {
     }
 }
 
+/// A translator's state without its forward table (flows, fragments, settings), so that the
+/// table can be replaced while flows are alive: [`Translator::into_state`], then
+/// [`TranslatorState::rebind`] and [`Translator::with_state`] over the new table.
+#[derive(Debug)]
+pub struct TranslatorState {
+    config: Config,
+    flows: FlowTable,
+    frags: AHashMap<u128, FragState>,
+    held: VecDeque<HeldFrag>,
+    events: VecDeque<Event>,
+    spare: Vec<Vec<u8>>,
+}
+
+/// What [`TranslatorState::rebind`] did to the flows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rebound {
+    /// Flows whose entry exists in the new table (same mapping), renumbered to it.
+    pub kept: u64,
+    /// Flows whose entry is gone, removed.
+    pub removed: u64,
+}
+
+impl TranslatorState {
+    /// Fresh state: no flows.
+    pub fn new(config: Config) -> TranslatorState {
+        TranslatorState {
+            config,
+            flows: FlowTable::new(config.max_flows),
+            frags: AHashMap::default(),
+            held: VecDeque::new(),
+            events: VecDeque::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// The flow table's counters.
+    pub fn flow_stats(&self) -> FlowStats {
+        self.flows.stats()
+    }
+
+    /// Moves the flows from `old` to `new`: a flow whose entry has a twin in `new` (same
+    /// external IP, port, protocol, internal IP and port; the id may differ) keeps its binding,
+    /// the others are removed. Fragment decisions are forgotten, since they name old entries.
+    pub fn rebind(&mut self, old: &ForwardTable, new: &ForwardTable) -> Rebound {
+        let twin = |b: &Binding| {
+            let e = old.entries().get(b.entry as usize)?;
+            let i = new.entries().iter().position(|n| {
+                n.external_ip == e.external_ip
+                    && n.external_port == e.external_port
+                    && n.ip_protocol == e.ip_protocol
+                    && n.internal_ip == e.internal_ip
+                    && n.internal_port == e.internal_port
+            })?;
+            u32::try_from(i).ok()
+        };
+        let (kept, removed) = self.flows.rebind(twin);
+        self.frags.clear();
+        Rebound { kept, removed }
+    }
+}
+
 impl<'t> Translator<'t> {
     /// A translator over `table`.
     pub fn new(table: &'t ForwardTable, config: Config) -> Translator<'t> {
@@ -331,6 +392,36 @@ impl<'t> Translator<'t> {
             events: VecDeque::new(),
             spare: Vec::new(),
         }
+    }
+
+    /// A translator over `table` that goes on from `state` (see [`TranslatorState`]).
+    pub fn with_state(table: &'t ForwardTable, state: TranslatorState) -> Translator<'t> {
+        Translator {
+            table,
+            config: state.config,
+            flows: state.flows,
+            frags: state.frags,
+            held: state.held,
+            events: state.events,
+            spare: state.spare,
+        }
+    }
+
+    /// Gives up the table and keeps the rest (see [`TranslatorState`]).
+    pub fn into_state(self) -> TranslatorState {
+        TranslatorState {
+            config: self.config,
+            flows: self.flows,
+            frags: self.frags,
+            held: self.held,
+            events: self.events,
+            spare: self.spare,
+        }
+    }
+
+    /// Live bindings now.
+    pub fn flows_alive(&self) -> usize {
+        self.flows.len()
     }
 
     /// The forward table in use.

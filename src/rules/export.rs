@@ -55,6 +55,9 @@ pub fn to_toml(rules: &Rules) -> String {
     let _ = writeln!(o, "[gateway]");
     let _ = writeln!(o, "name = {}", toml_str(&rules.gateway.name));
     let _ = writeln!(o, "profile = {}", toml_str(rules.gateway.profile.as_str()));
+    if let Some(ip) = rules.gateway.private_ip {
+        let _ = writeln!(o, "private_ip = {}", toml_str(&ip.to_string()));
+    }
     let _ = writeln!(o, "\n[bandwidth_package]");
     let _ = writeln!(o, "bandwidth_mbps = {}", mbps(bp.rate_bps));
     let ips: Vec<String> = bp

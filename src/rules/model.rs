@@ -44,6 +44,9 @@ pub struct Gateway {
     pub name: String,
     /// The validation profile.
     pub profile: Profile,
+    /// The gateway's address among the servers (their default route), used by live mode
+    /// when `--inside-ip` is not given.
+    pub private_ip: Option<Ipv4Addr>,
 }
 
 /// What the bandwidth package does with traffic above its rate.

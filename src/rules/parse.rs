@@ -97,7 +97,7 @@ const TOP: Schema = &[
     ("bandwidth_package", &["BandwidthPackage"]),
     ("forward_entry", &["ForwardTableEntry", "ForwardEntry"]),
 ];
-const GATEWAY: Schema = &[("name", &["Name"]), ("profile", &[])];
+const GATEWAY: Schema = &[("name", &["Name"]), ("profile", &[]), ("private_ip", &[])];
 const PACKAGE: Schema = &[
     ("bandwidth_mbps", &["Bandwidth"]),
     ("public_ips", &["PublicIpAddresses"]),
@@ -332,6 +332,11 @@ fn read_gateway(t: &dyn TableLike, draft: &mut Draft, sink: &mut Sink<'_>) {
         && let Some(p) = str_value(got, "unknown-value", values::profile, sink)
     {
         draft.profile = p.v;
+    }
+    if let Some(got) = f.get("private_ip")
+        && let Some(ip) = str_value(got, "invalid-ip", |s| values::ipv4(s, "private IP"), sink)
+    {
+        draft.private_ip = Some(ip.v);
     }
 }
 

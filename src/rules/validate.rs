@@ -151,6 +151,7 @@ impl DraftEntry {
 pub(crate) struct Draft {
     pub name: Option<String>,
     pub profile: Profile,
+    pub private_ip: Option<Ipv4Addr>,
     /// Set when a required part could not be read, so no `Rules` can be built.
     pub broken: bool,
     pub rate_bps: Option<Located<u64>>,
@@ -469,6 +470,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
         gateway: Gateway {
             name: draft.name.clone().unwrap_or_default(),
             profile,
+            private_ip: draft.private_ip,
         },
         bandwidth_package: BandwidthPackage {
             rate_bps,
