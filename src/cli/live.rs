@@ -170,7 +170,12 @@ fn stats_line(s: &LiveStats, last: Option<&LiveStats>) -> String {
 
 /// Runs live mode; returns the exit code.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let rules = super::load_rules(&args.rules.rules)?;
+    super::paths::Files::new()
+        .input("--rules", &args.rules.rules)
+        .output("--report", args.report.as_deref())
+        .output("--pcap-out", args.pcap_out.as_deref())
+        .check()?;
+    let (rules, rule_warnings) = super::load_rules(&args.rules.rules, false)?;
     let devices = match (
         &args.outside,
         &args.inside,
@@ -230,7 +235,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         &table,
         &done.rules.bandwidth_package.public_ips,
         done.flows,
-        Vec::new(),
+        rule_warnings,
     );
     if let Some(bw) = &done.bandwidth {
         report.bandwidth = Some(serde_json::to_value(bw)?);

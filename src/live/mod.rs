@@ -882,8 +882,13 @@ impl Engine {
                     );
                     tr.recycle(data);
                 }
-                Event::Orphan { meta, outcome } => {
+                Event::Orphan {
+                    meta,
+                    data,
+                    outcome,
+                } => {
                     self.counters.count(&outcome, meta.orig_len);
+                    tr.recycle(data);
                 }
             }
         }
