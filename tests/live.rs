@@ -960,7 +960,8 @@ fn live_reports_a_missing_interface_and_leaves_no_tap_behind() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("rules.toml"), "{err}");
     println!(
-        "errors: missing interface, down interface, TAP name taken, bad rules: all reported; nothing left behind"
+        "errors: missing interface, down interface, TAP name taken, {}bad rules: all reported; nothing left behind",
+        if capsh { "no permission, " } else { "" }
     );
 }
 
