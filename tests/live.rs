@@ -43,7 +43,7 @@ fn rules_toml(extra: &str) -> String {
         )
     };
     let mut s = format!(
-        "[gateway]\nname = \"LiveTest\"\nprivate_ip = \"{GW_INSIDE}\"\n\n[bandwidth_package]\nbandwidth_mbps = 100000\npublic_ips = [{}]\n\n",
+        "[gateway]\nname = \"LiveTest\"\nprivate_ip = \"{GW_INSIDE}\"\n# 100,000 Mbps (uncapped) is above what the cloud sells.\nprofile = \"permissive\"\n\n[bandwidth_package]\nbandwidth_mbps = 100000\npublic_ips = [{}]\n\n",
         EIP.map(|e| format!("\"{e}\"")).join(", ")
     );
     s += &entry(EIP[0], "\"any\"", "any", ECS[0], "\"any\"");

@@ -81,6 +81,10 @@ pub struct Args {
     /// microseconds (0: sleep in poll at once). Spinning trades CPU for fewer wake-ups.
     #[arg(long, value_name = "US", default_value_t = 0)]
     spin_us: u64,
+    /// No warnings about the rules file and no summary at the stop (the stats lines, the
+    /// report and the exit status still tell).
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 /// The AF_PACKET path for existing interfaces.
@@ -175,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .output("--report", args.report.as_deref())
         .output("--pcap-out", args.pcap_out.as_deref())
         .check()?;
-    let (rules, rule_warnings) = super::load_rules(&args.rules.rules, false)?;
+    let (rules, rule_warnings) = super::load_rules(&args.rules.rules, args.quiet)?;
     let devices = match (
         &args.outside,
         &args.inside,
@@ -266,6 +270,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         done.live.reloads.refused,
     );
     let text = super::replay::summary(&title, args.max_flows, &result, &report, &done.rules);
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    if !args.quiet {
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+    }
     Ok(0)
 }
