@@ -1023,15 +1023,7 @@ fn the_summary_says_what_its_numbers_are() {
 }
 
 fn with_commas(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    dnatsim::report::thousands(v)
 }
 
 #[test]

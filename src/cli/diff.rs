@@ -194,17 +194,9 @@ fn fates(
     Ok(rec.fates)
 }
 
-/// Thousands separators.
+/// Thousands separators: 1234567 -> "1,234,567".
 fn n(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    dnatsim::report::thousands(v)
 }
 
 fn summary(

@@ -423,15 +423,7 @@ fn progress_bar(args: &Args) -> Option<ProgressBar> {
 
 /// Thousands separators: 1234567 -> "1,234,567".
 fn n(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    dnatsim::report::thousands(v)
 }
 
 /// A share as people write it: "17%", "0.5%", "<0.01%".

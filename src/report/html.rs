@@ -121,17 +121,9 @@ impl Observer for PacketRows<'_> {
     }
 }
 
-/// Thousands separators.
+/// Thousands separators: 1234567 -> "1,234,567".
 fn n(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    super::thousands(v)
 }
 
 const STYLE: &str = r#"
