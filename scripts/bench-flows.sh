@@ -2,6 +2,8 @@
 # Replay at scale: the same number of packets with 1,024 and with 1,000,000 concurrent flows.
 #
 #   scripts/bench-flows.sh [RUNS]        (default 5 runs per row; build with cargo build --release)
+#   BEFORE=/path/to/older/dnatsim scripts/bench-flows.sh   adds the same two rows for another
+#                                                          build, run in the same session
 #
 # Prints, per row, wall/user/system seconds as median (min-max) over the runs, the flows the
 # table held and evicted, and peak RSS; then the many-flows/few-flows wall ratio and the memory
@@ -30,14 +32,16 @@ done
 # median (min-max) of a column of numbers
 stats() { sort -g | awk '{a[NR]=$1} END {printf "%.3f (%.3f-%.3f)", a[int((NR+1)/2)], a[1], a[NR]}'; }
 
-# row NAME FLOWS EXTRA-ARGS...: RUNS timed runs, alternating with nothing else.
+# row NAME FLOWS EXTRA-ARGS...: RUNS timed runs, alternating with nothing else ($RUN_BIN, else
+# this build).
 row() {
     local name=$1 flows=$2; shift 2
+    local bin=${RUN_BIN:-$BIN}
     : > "$WORK/times"
     for _ in $(seq "$RUNS"); do
         rm -f "$WORK/out.pcap"
         /usr/bin/time -f "%e %U %S %M" -a -o "$WORK/times" \
-            "$BIN" replay "$WORK/f$flows.pcap" -r "$RULES" --no-bandwidth -q \
+            "$bin" replay "$WORK/f$flows.pcap" -r "$RULES" --no-bandwidth -q \
             -o "$WORK/out.pcap" --report "$WORK/r-$name.json" "$@"
     done
     local wall user sys rss
@@ -58,12 +62,19 @@ row "1,024 flows" 1024
 row "1,000,000 flows" 1000000
 row "1,000,000 flows, 1 thread" 1000000 --threads 1
 row "1,000,000 flows, old 262,144" 1000000 --max-flows 262144
+if [ -n "${BEFORE:-}" ]; then
+    RUN_BIN=$BEFORE row "before: 1,024 flows" 1024
+    RUN_BIN=$BEFORE row "before: 1,000,000 flows" 1000000
+fi
 
 awk '
     $1 == "1,024" && $2 == "flows" {few = $3; few_rss = $5; few_peak = $4}
     $1 == "1,000,000" && $2 == "flows" && NF == 5 {many = $3; many_rss = $5; many_peak = $4}
+    $1 == "before:" && $2 == "1,024" {bfew = $4}
+    $1 == "before:" && $2 == "1,000,000" {bmany = $4}
     END {
         printf "many/few wall ratio (medians): %.2fx\n", many / few
+        if (bfew > 0) printf "before: many/few wall ratio (medians): %.2fx\n", bmany / bfew
         printf "memory per flow: %.0f bytes ((%d - %d KiB) / (%d - %d flows))\n",
             (many_rss - few_rss) * 1024 / (many_peak - few_peak), many_rss, few_rss, many_peak, few_peak
     }' "$WORK/rows"
