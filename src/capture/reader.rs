@@ -570,7 +570,9 @@ impl CaptureReader {
     /// Parses up to the next packet. With `stop_before_packet` it stops in front of the first
     /// packet block without consuming it (used to learn the interfaces at open time).
     fn advance(&mut self, stop_before_packet: bool) -> Result<Option<Found>, CaptureError> {
-        if self.done || self.stopped() {
+        // A stop request is looked at every 1,024 records (a few microseconds of a mapped
+        // file); a stream also notices it while waiting for data (`Stream::wait_readable`).
+        if self.done || (self.records & 0x3ff == 0 && self.stopped()) {
             return Ok(None);
         }
         let res = match self.kind {

@@ -154,8 +154,9 @@ impl FlowMap {
         let mut i = self.home(hi, lo);
         loop {
             let b = self.buckets[i];
-            if b.hi() == hi && b.lo == lo && !b.is_free() {
-                return Some(b.value());
+            if b.hi() == hi && b.lo == lo {
+                // Only the key whose bits look like a free bucket's needs this second look.
+                return (!b.is_free()).then(|| b.value());
             }
             if b.is_free() {
                 return None;

@@ -439,6 +439,13 @@ impl<'t> Translator<'t> {
         self.events.pop_front()
     }
 
+    /// Whether [`Translator::pop_event`] has anything: one inlined test per packet, so the
+    /// rare draining stays out of the loop.
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Gives a released fragment's buffer back for reuse.
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
         if self.spare.len() < 64 {

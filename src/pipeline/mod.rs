@@ -199,7 +199,9 @@ fn in_order(
             let o = translator.process(&mut scratch, &meta);
             sink.emit(&record, &meta, Some(&scratch), &o, table, observer)?;
         }
-        drain_events(&mut translator, &mut sink, table, observer, meta.ts_ns)?;
+        if translator.has_events() {
+            drain_events(&mut translator, &mut sink, table, observer, meta.ts_ns)?;
+        }
     }
     translator.finish();
     drain_events(&mut translator, &mut sink, table, observer, 0)?;
