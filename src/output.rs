@@ -117,8 +117,8 @@ impl TempFile {
 }
 
 /// The path at the end of `dest`'s chain of symbolic links, which need not exist yet (a link
-/// to a file still to be written is followed, not replaced).
-fn follow_links(dest: &Path) -> io::Result<PathBuf> {
+/// to a file still to be written is followed, not replaced). Writing `dest` writes this file.
+pub fn follow_links(dest: &Path) -> io::Result<PathBuf> {
     let mut path = dest.to_path_buf();
     // The kernel's own limit (ELOOP), so a cycle of links ends.
     for _ in 0..40 {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{have_tool, skip_or_fail};
+use common::{assert_counts_add_up, have_tool, skip_or_fail};
 use dnatsim::capture::CaptureReader;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -83,20 +83,9 @@ fn tshark_count_stdin(bytes: &[u8]) -> Option<u64> {
     if !have_tool("tshark") {
         return None;
     }
-    let mut child = Command::new("tshark")
-        .args(["-r", "-", "-T", "fields", "-e", "frame.number"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let bytes = bytes.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&bytes);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
+    let mut tshark = Command::new("tshark");
+    tshark.args(["-r", "-", "-T", "fields", "-e", "frame.number"]);
+    let out = fed(tshark, bytes);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "tshark: {err}");
     assert!(
@@ -108,20 +97,6 @@ fn tshark_count_stdin(bytes: &[u8]) -> Option<u64> {
 
 fn report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// packets_in == packets_out + every drop.
-fn assert_counts_add_up(r: &serde_json::Value) {
-    let dropped: u64 = r["dropped"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        r["packets_in"].as_u64().unwrap(),
-        r["packets_out"].as_u64().unwrap() + dropped
-    );
 }
 
 #[test]
@@ -364,6 +339,18 @@ fn signal(child: &Child, sig: i32) {
     assert_eq!(r, 0);
 }
 
+/// Waits (10 s at most) until a run has started: its temporary output exists.
+fn wait_for_temp_file(dir: &Path) {
+    let start = Instant::now();
+    while !listing(dir).iter().any(|n| n.contains(".tmp")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn no_temp_files(dir: &Path) {
     let names = listing(dir);
     assert!(
@@ -406,14 +393,7 @@ fn an_interrupted_stream_finishes_its_outputs_and_exits_128_plus_the_signal() {
             .unwrap();
         let feeder = silent_stream_after(child.stdin.take().unwrap(), 200_000);
         // The temporary output appears once the header is read and the run has started.
-        let start = Instant::now();
-        while !listing(d).iter().any(|n| n.contains(".tmp")) {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the run did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_temp_file(d);
         std::thread::sleep(Duration::from_millis(300));
         signal(&child, sig);
         let status = wait_bounded(&mut child, Duration::from_secs(10));
@@ -465,14 +445,7 @@ fn a_second_signal_aborts_at_once_and_removes_the_unfinished_output() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !listing(d).iter().any(|n| n.contains(".tmp")) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the run did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_temp_file(d);
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, libc::SIGINT);
     std::thread::sleep(Duration::from_millis(200));
@@ -690,9 +663,15 @@ fn a_wrong_command_line_exits_2_before_any_work() {
 
 /// Runs dnatsim in the sample's directory with `input` on its standard input.
 fn with_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = bin()
-        .args(args)
-        .current_dir(root())
+    let mut cmd = bin();
+    cmd.args(args).current_dir(root());
+    fed(cmd, input)
+}
+
+/// Runs `cmd` with `input` on its standard input (from a thread, so a child that writes
+/// before it has read everything cannot deadlock with us), collecting its output.
+fn fed(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

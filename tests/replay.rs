@@ -151,16 +151,7 @@ fn translates_the_tutorial_conversation_exactly() {
     assert_eq!(r["passed_unchanged"], 2);
     assert_eq!(r["dropped"]["no_rule"], 3);
     assert_eq!(r["dropped"]["ttl_expired"], 1);
-    let dropped: u64 = r["dropped"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        r["packets_in"].as_u64().unwrap(),
-        r["packets_out"].as_u64().unwrap() + dropped
-    );
+    common::assert_counts_add_up(&r);
     let entries = r["entries"].as_array().unwrap();
     let by_id = |id: &str| entries.iter().find(|e| e["id"] == id).unwrap().clone();
     assert_eq!(by_id("fwd-11cdhpjlk")["packets"], 2);

@@ -287,8 +287,9 @@ impl CaptureReader {
         Self::open_with(path, None)
     }
 
-    /// Like [`CaptureReader::open`], with a flag that ends the input early once set (see
-    /// [`CaptureReader::set_stop`]), also while waiting for a stream's file header.
+    /// Like [`CaptureReader::open`], with a flag that ends the input early once set: the
+    /// packets read by then are the whole input. A stream waiting for data (also for its file
+    /// header) notices within 100 ms; a mapped file within 1,024 records.
     pub fn open_stoppable(
         path: &Path,
         stop: Arc<AtomicBool>,
@@ -605,15 +606,6 @@ impl CaptureReader {
         self.stop
             .as_ref()
             .is_some_and(|s| s.load(Ordering::Relaxed))
-    }
-
-    /// Ends the input early once `stop` is set: the packets read by then are the whole input,
-    /// and a stream waiting for data notices within 100 ms.
-    pub fn set_stop(&mut self, stop: Arc<AtomicBool>) {
-        if let Source::Stream(s) = &mut self.src {
-            s.stop = Some(Arc::clone(&stop));
-        }
-        self.stop = Some(stop);
     }
 
     /// Whether the input ended because a stop was requested, not at its end.

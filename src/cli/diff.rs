@@ -117,16 +117,7 @@ fn run_inner(args: Args) -> anyhow::Result<i32> {
             table: &table,
             traffic: traffic.as_ref(),
         };
-        let mut json = serde_json::to_vec_pretty(&report)?;
-        json.push(b'\n');
-        if paths::is_std(path) {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&json)?;
-            out.flush()?;
-        } else {
-            dnatsim::output::write_whole(path, &json)
-                .with_context(|| format!("cannot write the report {}", path.display()))?;
-        }
+        super::write_json_report(path, &report)?;
     }
     if let Some(path) = &args.html {
         let capture = args.capture.as_ref().map(|c| c.display().to_string());

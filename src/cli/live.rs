@@ -249,10 +249,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         if let Some(obj) = value.as_object_mut() {
             obj.insert("live".into(), serde_json::to_value(&done.live)?);
         }
-        let mut json = serde_json::to_vec_pretty(&value)?;
-        json.push(b'\n');
-        dnatsim::output::write_whole(path, &json)
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
+        super::write_json_report(path, &value)?;
     }
     let result = ReplayResult {
         counters: done.counters,
@@ -271,7 +268,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     );
     let text = super::replay::summary(&title, args.max_flows, &result, &report, &done.rules);
     if !args.quiet {
-        std::io::stdout().lock().write_all(text.as_bytes())?;
+        // `--report -` puts the JSON on standard output; the summary then goes to stderr.
+        if args.report.as_deref().is_some_and(super::paths::is_std) {
+            std::io::stderr().lock().write_all(text.as_bytes())?;
+        } else {
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+        }
     }
     Ok(0)
 }

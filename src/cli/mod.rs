@@ -341,20 +341,32 @@ fn load_rules(path: &Path, quiet: bool) -> anyhow::Result<(dnatsim::rules::Rules
     Ok((parsed.rules, lines))
 }
 
-/// Writes a command's text result to `out` (whole or not at all) or, without one or with
-/// `-`, to standard output.
-fn write_text_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+/// Writes a command's result to `out` (whole or not at all) or, without one or with `-`, to
+/// standard output; `what` names it in messages ("the report").
+fn write_output(out: Option<&Path>, bytes: &[u8], what: &str) -> anyhow::Result<()> {
     match out {
-        Some(path) if !paths::is_std(path) => dnatsim::output::write_whole(path, text.as_bytes())
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display())),
+        Some(path) if !paths::is_std(path) => dnatsim::output::write_whole(path, bytes)
+            .map_err(|e| anyhow::anyhow!("cannot write {what} {}: {e}", path.display())),
         _ => {
-            require_stdout("the result")?;
+            require_stdout(what)?;
             let mut o = io::stdout().lock();
-            o.write_all(text.as_bytes())?;
+            o.write_all(bytes)?;
             o.flush()?;
             Ok(())
         }
     }
+}
+
+/// [`write_output`] for text.
+fn write_text_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    write_output(out, text.as_bytes(), "the result")
+}
+
+/// Writes a JSON report, pretty-printed, to `path` (`-`: standard output).
+fn write_json_report(path: &Path, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut json = serde_json::to_vec_pretty(report)?;
+    json.push(b'\n');
+    write_output(Some(path), &json, "the report")
 }
 
 /// The `--rules` argument shared by the commands.

@@ -104,20 +104,8 @@ fn names_same_file(a: &Path, b: &Path) -> bool {
 /// Where writing `path` would put the file: links followed (also a link to a file not written
 /// yet) and its directory made absolute; `None` when the directory does not exist.
 fn resolved(path: &Path) -> Option<PathBuf> {
-    let mut p = path.to_path_buf();
-    // The kernel's own limit on links in a chain.
-    for _ in 0..40 {
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let target = std::fs::read_link(&p).ok()?;
-                p = match p.parent() {
-                    Some(dir) => dir.join(target),
-                    None => target,
-                };
-            }
-            _ => break,
-        }
-    }
+    // The same chain of links the writer follows (`output::TempFile`).
+    let p = dnatsim::output::follow_links(path).ok()?;
     let name = p.file_name()?.to_os_string();
     let dir = match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

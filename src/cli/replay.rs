@@ -347,16 +347,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         super::write_text_output(Some(path), &page)?;
     }
     if let Some(path) = &args.report {
-        let mut json = serde_json::to_vec_pretty(&report)?;
-        json.push(b'\n');
-        if paths::is_std(path) {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&json)?;
-            out.flush()?;
-        } else {
-            dnatsim::output::write_whole(path, &json)
-                .with_context(|| format!("cannot write the report {}", path.display()))?;
-        }
+        super::write_json_report(path, &report)?;
     }
     if !args.quiet {
         let out = match &args.output {

@@ -211,6 +211,29 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The record to deliver, its bytes and its outcome, as of `now_ns`: a released fragment
+    /// leaves when its first fragment let it (`now_ns` at the latest); an orphan keeps its
+    /// arrival time, since it is only shown, unchanged, never sent.
+    pub fn into_parts(self, now_ns: u64) -> (PacketMeta, Vec<u8>, Outcome) {
+        match self {
+            Event::Released {
+                mut meta,
+                data,
+                outcome,
+            } => {
+                meta.ts_ns = meta.ts_ns.max(now_ns);
+                (meta, data, outcome)
+            }
+            Event::Orphan {
+                meta,
+                data,
+                outcome,
+            } => (meta, data, outcome),
+        }
+    }
+}
+
 /// The rewrite a datagram's first fragment decided for the rest of it.
 #[derive(Debug, Clone, Copy)]
 enum FragAction {

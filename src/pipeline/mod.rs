@@ -10,7 +10,7 @@ mod sink;
 use crate::bandwidth::{BandwidthStats, LimiterConfig};
 use crate::capture::{CaptureError, CaptureReader, CaptureWriter, Packet, RecordMeta};
 use crate::nat::{
-    Config, Event, FlowStats, ForwardTable, Lookahead, Outcome, PacketMeta, Translator, Verdict,
+    Config, FlowStats, ForwardTable, Lookahead, Outcome, PacketMeta, Translator, Verdict,
 };
 use crate::report::Counters;
 use sink::Sink;
@@ -197,7 +197,7 @@ fn in_order(
             scratch.clear();
             scratch.extend_from_slice(pkt.data);
             let o = translator.process(&mut scratch, &meta);
-            sink.emit(&record, &meta, Some(&scratch), &o, table, observer)?;
+            sink.emit(&record, &meta, &scratch, &o, table, observer)?;
         }
         if translator.has_events() {
             drain_events(&mut translator, &mut sink, table, observer, meta.ts_ns)?;
@@ -226,40 +226,17 @@ fn drain_events(
     now_ns: u64,
 ) -> Result<(), ReplayError> {
     while let Some(event) = translator.pop_event() {
-        match event {
-            Event::Released {
-                mut meta,
-                data,
-                outcome,
-            } => {
-                meta.ts_ns = meta.ts_ns.max(now_ns);
-                sink.emit(
-                    &released_record(&meta),
-                    &meta,
-                    Some(&data),
-                    &outcome,
-                    table,
-                    observer,
-                )?;
-                translator.recycle(data);
-            }
-            Event::Orphan {
-                meta,
-                data,
-                outcome,
-            } => {
-                // The bytes go along so that `--annotate` keeps the dropped fragment.
-                sink.emit(
-                    &released_record(&meta),
-                    &meta,
-                    Some(&data),
-                    &outcome,
-                    table,
-                    observer,
-                )?;
-                translator.recycle(data);
-            }
-        }
+        // An orphan's bytes go along too, so that `--annotate` keeps the dropped fragment.
+        let (meta, data, outcome) = event.into_parts(now_ns);
+        sink.emit(
+            &released_record(&meta),
+            &meta,
+            &data,
+            &outcome,
+            table,
+            observer,
+        )?;
+        translator.recycle(data);
     }
     Ok(())
 }

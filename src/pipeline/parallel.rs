@@ -17,7 +17,7 @@
 use super::sink::Sink;
 use super::{Observer, Packets, ReplayError, ReplayOptions, ReplayResult, packet_meta};
 use crate::capture::{CaptureError, CaptureReader, CaptureWriter, Interface, RecordMeta};
-use crate::nat::{Config, Event, FlowStats, ForwardTable, Outcome, PacketMeta, Translator};
+use crate::nat::{Config, FlowStats, ForwardTable, Outcome, PacketMeta, Translator};
 use crate::wire::{Frame, locate_ipv4};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
@@ -41,8 +41,6 @@ struct Item {
     interfaces: u32,
     start: usize,
     len: usize,
-    /// False for an orphan, whose bytes are gone (a zero-length record still has bytes).
-    has_bytes: bool,
     outcome: Outcome,
 }
 
@@ -193,7 +191,6 @@ fn read(
             interfaces: pkt.interfaces.len() as u32,
             start,
             len: pkt.data.len(),
-            has_bytes: true,
             outcome: Outcome::none(),
         });
         seq += 1;
@@ -286,7 +283,6 @@ fn translate(
         interfaces: 0,
         start: 0,
         len: 0,
-        has_bytes: false,
         outcome: Outcome::none(),
     };
     events(&mut t, &mut last.data, &mut last.items, end, 0);
@@ -305,26 +301,11 @@ fn events(
     let mut sub = 0;
     while let Some(event) = t.pop_event() {
         sub += 1;
-        let (mut meta, bytes, outcome) = match event {
-            Event::Released {
-                meta,
-                data,
-                outcome,
-            } => (meta, Some(data), outcome),
-            Event::Orphan {
-                meta,
-                data,
-                outcome,
-            } => (meta, Some(data), outcome),
-        };
-        meta.ts_ns = meta.ts_ns.max(now_ns);
+        let (meta, bytes, outcome) = event.into_parts(now_ns);
         let start = data.len();
-        let len = bytes.as_ref().map_or(0, |b| b.len());
-        let has_bytes = bytes.is_some();
-        if let Some(b) = bytes {
-            data.extend_from_slice(&b);
-            t.recycle(b);
-        }
+        let len = bytes.len();
+        data.extend_from_slice(&bytes);
+        t.recycle(bytes);
         items.push(Item {
             seq: trigger.seq,
             sub,
@@ -333,7 +314,6 @@ fn events(
             interfaces: trigger.interfaces,
             start,
             len,
-            has_bytes,
             outcome,
         });
     }
@@ -430,9 +410,7 @@ fn emit_round(
         };
         let item = &round[w].items[heads[w]];
         heads[w] += 1;
-        let bytes = item
-            .has_bytes
-            .then(|| &round[w].data[item.start..item.start + item.len]);
+        let bytes = &round[w].data[item.start..item.start + item.len];
         if item.sub == 0 && item.seq != u64::MAX {
             let known = (item.interfaces as usize).min(interfaces.len());
             sink.arrive(&item.meta, &interfaces[..known])?;

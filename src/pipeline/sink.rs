@@ -208,13 +208,13 @@ impl<'w> Sink<'w> {
         }
     }
 
-    /// A translated packet (`bytes` as it leaves the translator, unchanged when dropped; `None`
-    /// for an orphan whose bytes are gone): bandwidth package, output, counters, observer.
+    /// A translated packet (`bytes` as it leaves the translator, unchanged when dropped):
+    /// bandwidth package, output, counters, observer.
     pub(super) fn emit(
         &mut self,
         record: &RecordMeta,
         meta: &PacketMeta,
-        bytes: Option<&[u8]>,
+        bytes: &[u8],
         o: &Outcome,
         table: &ForwardTable,
         observer: &mut impl Observer,
@@ -226,11 +226,9 @@ impl<'w> Sink<'w> {
         }
         let limited = self.package.as_mut().and_then(|p| p.offer(o, meta));
         self.account(o, meta, limited);
-        let passes = forwards(o.verdict) && !matches!(limited, Some(bandwidth::Verdict::Drop));
-        if let Some(bytes) = bytes
-            && self.writer.is_some()
-            && (passes || self.annotate)
-        {
+        let rate_limited = matches!(limited, Some(bandwidth::Verdict::Drop));
+        let passes = forwards(o.verdict) && !rate_limited;
+        if self.writer.is_some() && (passes || self.annotate) {
             let comment = self
                 .annotate
                 .then(|| annotation(meta.record, o, limited, meta.ts_ns, table));
@@ -244,8 +242,7 @@ impl<'w> Sink<'w> {
                 w.write_record(record, bytes, comment.as_deref())?;
             }
         }
-        let dropped = matches!(limited, Some(bandwidth::Verdict::Drop));
-        observer.decided(meta.record, o, meta.orig_len, dropped);
+        observer.decided(meta.record, o, meta.orig_len, rate_limited);
         observer.packet(meta.record, o);
         Ok(())
     }

@@ -262,3 +262,18 @@ pub fn have_tool(tool: &str) -> bool {
     }
     ok
 }
+
+/// The report's invariant: packets_in == packets_out + every drop, by reason.
+pub fn assert_counts_add_up(r: &serde_json::Value) {
+    let dropped: u64 = r["dropped"]
+        .as_object()
+        .expect("a dropped object")
+        .values()
+        .map(|v| v.as_u64().expect("a count"))
+        .sum();
+    assert_eq!(
+        r["packets_in"].as_u64().expect("packets_in"),
+        r["packets_out"].as_u64().expect("packets_out") + dropped,
+        "packets in = packets out + drops"
+    );
+}
