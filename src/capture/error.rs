@@ -109,14 +109,6 @@ pub enum CaptureError {
         /// Bytes the header needs.
         needed: u64,
     },
-    /// A pcap file header with an unusable field.
-    #[error("pcap file header at offset {offset}: {problem}")]
-    BadPcapHeader {
-        /// Offset of the header (0).
-        offset: u64,
-        /// What is wrong with it.
-        problem: &'static str,
-    },
     /// A pcap record's captured length is larger than the file's snapshot length.
     #[error(
         "record {record} at offset {offset}: captured length {caplen} is larger than the \

@@ -505,11 +505,6 @@ impl CaptureReader {
         self.records
     }
 
-    /// Byte offset of the next record, which is the bytes consumed so far.
-    pub fn offset(&self) -> u64 {
-        self.pos
-    }
-
     /// Accepts records whose captured length exceeds the snapshot length (as Wireshark does)
     /// instead of failing; the first one is reported in [`CaptureReader::warnings`].
     ///
