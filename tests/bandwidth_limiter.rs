@@ -1,7 +1,7 @@
 //! Behaviour of the bandwidth package limiter on generated packet sequences.
 
 use dnatsim::bandwidth::{
-    BandwidthError, Direction, Limiter, TokenBucket, Verdict, VirtualClock, WallClock,
+    Admission, BandwidthError, Direction, Limiter, TokenBucket, VirtualClock, WallClock,
     counted_bytes, default_burst_bytes, write_svg,
 };
 use dnatsim::rules::{BandwidthPackage, CountMode, LimitMode};
@@ -26,10 +26,10 @@ fn pkg(mode: LimitMode) -> BandwidthPackage {
     }
 }
 
-fn depart(v: Verdict) -> Option<u64> {
+fn depart(v: Admission) -> Option<u64> {
     match v {
-        Verdict::Pass { depart_ns } => Some(depart_ns),
-        Verdict::Drop => None,
+        Admission::Pass { depart_ns } => Some(depart_ns),
+        Admission::Drop => None,
     }
 }
 
@@ -94,11 +94,11 @@ fn below_the_cap_nothing_drops_and_nothing_waits() {
             let t = 7 + i * 120_000;
             assert_eq!(
                 l.offer(Direction::Inbound, t, 1500),
-                Verdict::Pass { depart_ns: t }
+                Admission::Pass { depart_ns: t }
             );
             assert_eq!(
                 l.offer(Direction::Outbound, t + 1, 64),
-                Verdict::Pass { depart_ns: t + 1 }
+                Admission::Pass { depart_ns: t + 1 }
             );
         }
         let s = l.stats();
@@ -209,7 +209,7 @@ fn idle_refills_to_burst_and_no_more() {
     let mut l = Limiter::new(&p).unwrap();
     let drain = |l: &mut Limiter, t: u64| {
         let mut passed = 0;
-        while l.offer(Direction::Inbound, t, 1000) != Verdict::Drop {
+        while l.offer(Direction::Inbound, t, 1000) != Admission::Drop {
             passed += 1;
         }
         passed
@@ -230,11 +230,11 @@ fn directions_do_not_share_credit() {
     for _ in 0..10 {
         assert!(depart(l.offer(Direction::Inbound, 100, 1500)).is_some());
     }
-    assert_eq!(l.offer(Direction::Inbound, 100, 1500), Verdict::Drop);
+    assert_eq!(l.offer(Direction::Inbound, 100, 1500), Admission::Drop);
     for _ in 0..10 {
         assert!(depart(l.offer(Direction::Outbound, 100, 1500)).is_some());
     }
-    assert_eq!(l.offer(Direction::Outbound, 100, 1500), Verdict::Drop);
+    assert_eq!(l.offer(Direction::Outbound, 100, 1500), Admission::Drop);
 
     // A direction the package does not list passes untouched, at any rate.
     p.outbound = false;
@@ -242,7 +242,7 @@ fn directions_do_not_share_credit() {
     for i in 0..100_000u64 {
         assert_eq!(
             l.offer(Direction::Outbound, i * 1000, 1500),
-            Verdict::Pass {
+            Admission::Pass {
                 depart_ns: i * 1000
             }
         );
@@ -274,8 +274,8 @@ fn time_going_backwards_mints_no_credit() {
         let mut last = 0;
         for t in [t0 - 1, 500_000_000, 0, t0] {
             match l.offer(Direction::Inbound, t, 1000) {
-                Verdict::Drop => {}
-                Verdict::Pass { depart_ns } => panic!("{mode:?} passed at {t}: {depart_ns}"),
+                Admission::Drop => {}
+                Admission::Pass { depart_ns } => panic!("{mode:?} passed at {t}: {depart_ns}"),
             }
             last = last.max(t);
         }
@@ -310,12 +310,12 @@ fn clocks_feed_the_limiter() {
     let mut clock = VirtualClock::new(1_000);
     assert_eq!(
         l.offer_at(&clock, Direction::Inbound, 1500),
-        Verdict::Pass { depart_ns: 1_000 }
+        Admission::Pass { depart_ns: 1_000 }
     );
     clock.advance(500);
     assert_eq!(
         l.offer_at(&clock, Direction::Inbound, 1500),
-        Verdict::Pass { depart_ns: 1_500 }
+        Admission::Pass { depart_ns: 1_500 }
     );
     let wall = WallClock::new();
     let mut l = Limiter::new(&pkg(LimitMode::Shape)).unwrap();
@@ -331,7 +331,7 @@ fn exact_rate_over_one_second() {
     for size in [1500u32, 1337, 64] {
         let mut l = Limiter::new(&pkg(LimitMode::Police)).unwrap();
         let start = 123_456_789;
-        while l.offer(Direction::Inbound, start, size) != Verdict::Drop {}
+        while l.offer(Direction::Inbound, start, size) != Admission::Drop {}
         let gap = u64::from(size) * 8 * SEC / (2 * RATE); // offered at about twice the rate
         let mut carried = 0u64;
         let mut t = start;
@@ -408,23 +408,23 @@ fn shape_queue_can_skip_intervals_and_arrivals_fill_them_in() {
     let mut l = Limiter::with_interval(&p, 1_000_000).unwrap();
     assert_eq!(
         l.offer(Direction::Inbound, 0, 1000),
-        Verdict::Pass { depart_ns: 0 }
+        Admission::Pass { depart_ns: 0 }
     );
     assert_eq!(
         l.offer(Direction::Inbound, 0, 50_000),
-        Verdict::Pass {
+        Admission::Pass {
             depart_ns: 50_000_000
         }
     );
     assert_eq!(
         l.offer(Direction::Inbound, 20_000_000, 100),
-        Verdict::Pass {
+        Admission::Pass {
             depart_ns: 50_100_000
         }
     );
     assert_eq!(
         l.offer(Direction::Inbound, 30_000_000, 100),
-        Verdict::Pass {
+        Admission::Pass {
             depart_ns: 50_200_000
         }
     );
@@ -518,7 +518,7 @@ proptest! {
             let stamp = if back == 0 { t.saturating_sub(gap * 3) } else { t };
             first.get_or_insert(stamp);
             max_t = max_t.max(stamp);
-            if let Verdict::Pass { depart_ns } = l.offer(Direction::Inbound, stamp, size) {
+            if let Admission::Pass { depart_ns } = l.offer(Direction::Inbound, stamp, size) {
                 carried += u128::from(size) * 8;
                 if shape {
                     prop_assert!(depart_ns >= last_depart);

@@ -60,7 +60,7 @@ impl Direction {
 /// What the package does with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
-pub enum Verdict {
+pub enum Admission {
     /// The packet goes out at `depart_ns` (police: its arrival time; shape: when the bucket has paid for it).
     Pass {
         /// When the packet leaves the limiter, on the caller's clock.
@@ -198,14 +198,14 @@ struct Lane {
     stats: LaneStats,
 }
 
-/// The bandwidth package limiter: feed it packets in order, read its verdicts and statistics.
+/// The bandwidth package limiter: feed it packets in order, read what it admits and its statistics.
 ///
 /// Each limited direction has its own bucket at the full rate, shared by all EIPs of the
 /// package. Time is the caller's `now_ns`. The limiter keeps one effective clock, the latest
 /// `now_ns` seen in either direction; a packet stamped earlier is treated as arriving at that
 /// effective time, so a capture that steps backwards neither mints nor destroys credit.
 ///
-/// Drops per EIP or per forward entry are the caller's to count: the [`Verdict`] says what
+/// Drops per EIP or per forward entry are the caller's to count: the [`Admission`] says what
 /// happened to each packet, and the caller already knows the packet's entry, so the limiter's
 /// hot path carries no per-tag state.
 #[derive(Debug, Clone)]
@@ -279,7 +279,7 @@ impl Limiter {
     /// still reports `depart_ns = now_ns`, shape departs no earlier than the latest time, and
     /// its queue delay is measured from there, so clock steps do not show up as queueing.
     #[inline]
-    pub fn offer(&mut self, dir: Direction, now_ns: u64, bytes: u32) -> Verdict {
+    pub fn offer(&mut self, dir: Direction, now_ns: u64, bytes: u32) -> Admission {
         if !self.started {
             self.started = true;
             self.origin_ns = now_ns;
@@ -297,38 +297,38 @@ impl Limiter {
         lane.stats.arrive(t, origin, bits, &lane.bucket);
         if !lane.limited {
             lane.stats.carry_now(bits);
-            return Verdict::Pass { depart_ns: now_ns };
+            return Admission::Pass { depart_ns: now_ns };
         }
         lane.bucket.refill(t);
         if !self.shape {
             if lane.bucket.try_take(bytes) {
                 lane.stats.carry_now(bits);
-                return Verdict::Pass { depart_ns: now_ns };
+                return Admission::Pass { depart_ns: now_ns };
             }
             lane.stats.drop_packet(bits, DropReason::NoCredit);
-            return Verdict::Drop;
+            return Admission::Drop;
         }
         let debt = lane.bucket.debt_if_taken(bytes);
         if debt == 0 {
             lane.bucket.take_into_debt(bytes);
             lane.stats.carry_now(bits);
             lane.stats.delay(0);
-            return Verdict::Pass { depart_ns: t };
+            return Admission::Pass { depart_ns: t };
         }
         if debt > self.queue_limit_units {
             lane.stats.drop_packet(bits, DropReason::QueueFull);
-            return Verdict::Drop;
+            return Admission::Drop;
         }
         if debt > self.latency_units {
             lane.stats.drop_packet(bits, DropReason::Latency);
-            return Verdict::Drop;
+            return Admission::Drop;
         }
         lane.bucket.take_into_debt(bytes);
         let wait = self.divisor.wait_ns(debt);
         let depart_ns = t.saturating_add(wait);
         lane.stats.carry_at(depart_ns, origin, bits);
         lane.stats.delay(wait);
-        Verdict::Pass { depart_ns }
+        Admission::Pass { depart_ns }
     }
 
     /// [`offer`](Self::offer) at the time `clock` reads now (live mode passes a [`WallClock`](super::WallClock)).
@@ -338,7 +338,7 @@ impl Limiter {
         clock: &C,
         dir: Direction,
         bytes: u32,
-    ) -> Verdict {
+    ) -> Admission {
         self.offer(dir, clock.now_ns(), bytes)
     }
 

@@ -6,7 +6,7 @@
 //! arithmetic (see [`bucket`]), so a 150 Mbps package carries 150 Mbps over any run length.
 //!
 //! ```
-//! use dnatsim::bandwidth::{Direction, Limiter, Verdict};
+//! use dnatsim::bandwidth::{Admission, Direction, Limiter};
 //! use dnatsim::rules::{BandwidthPackage, CountMode, LimitMode};
 //!
 //! let pkg = BandwidthPackage {
@@ -21,7 +21,7 @@
 //!     count: CountMode::L3,
 //! };
 //! let mut limiter = Limiter::new(&pkg)?;
-//! assert_eq!(limiter.offer(Direction::Inbound, 1_000, 1500), Verdict::Pass { depart_ns: 1_000 });
+//! assert_eq!(limiter.offer(Direction::Inbound, 1_000, 1500), Admission::Pass { depart_ns: 1_000 });
 //! let json = serde_json::to_string(&limiter.stats())?;
 //! # let _ = json;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -39,8 +39,8 @@ pub use bucket::TokenBucket;
 pub use clock::{Clock, VirtualClock, WallClock};
 pub use error::{BandwidthError, PlotError};
 pub use limiter::{
-    DEFAULT_BURST_MS, DEFAULT_INTERVAL_NS, DEFAULT_LATENCY_MS, Direction, Limiter, LimiterConfig,
-    MAX_FRAME_BYTES, Verdict, default_burst_bytes,
+    Admission, DEFAULT_BURST_MS, DEFAULT_INTERVAL_NS, DEFAULT_LATENCY_MS, Direction, Limiter,
+    LimiterConfig, MAX_FRAME_BYTES, default_burst_bytes,
 };
 pub use plot::{svg_string, write_svg};
 pub use stats::{BandwidthStats, ConfigReport, DirectionStats, DirectionTotals, IntervalStats};

@@ -929,11 +929,11 @@ impl Engine {
         if let Some((limiter, count)) = &mut self.limiter {
             let bytes = bandwidth::counted_bytes(*count, o.ip_len, meta.orig_len);
             match limiter.offer(dir, meta.ts_ns, bytes) {
-                bandwidth::Verdict::Drop => {
+                bandwidth::Admission::Drop => {
                     self.counters.rate_limited(&o);
                     return;
                 }
-                bandwidth::Verdict::Pass { depart_ns: d } => depart_ns = d,
+                bandwidth::Admission::Pass { depart_ns: d } => depart_ns = d,
             }
         }
         self.counters.count_out(meta.orig_len);

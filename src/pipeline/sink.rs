@@ -21,7 +21,7 @@ impl Package {
     /// Offers a translated packet; `None` means it passes untouched (not translated, or its
     /// direction is not limited), otherwise the limiter's verdict.
     #[inline]
-    fn offer(&mut self, o: &Outcome, meta: &PacketMeta) -> Option<bandwidth::Verdict> {
+    fn offer(&mut self, o: &Outcome, meta: &PacketMeta) -> Option<bandwidth::Admission> {
         let dir = match o.verdict {
             Verdict::Inbound { .. } => Direction::Inbound,
             Verdict::Outbound { .. } => Direction::Outbound,
@@ -185,12 +185,12 @@ impl<'w> Sink<'w> {
             let o = translate(buf);
             let limited = package.as_mut().and_then(|p| p.offer(&o, meta));
             decided = Some((o, limited));
-            forwards(o.verdict) && !matches!(limited, Some(bandwidth::Verdict::Drop))
+            forwards(o.verdict) && !matches!(limited, Some(bandwidth::Admission::Drop))
         })?;
         // write_in_place calls the closure exactly once when it returns Ok.
         if let Some((o, limited)) = decided {
             self.account(&o, meta, limited);
-            let dropped = matches!(limited, Some(bandwidth::Verdict::Drop));
+            let dropped = matches!(limited, Some(bandwidth::Admission::Drop));
             observer.decided(meta.record, &o, meta.orig_len, dropped);
             observer.packet(meta.record, &o);
         }
@@ -199,9 +199,9 @@ impl<'w> Sink<'w> {
 
     /// Counts a decided packet.
     #[inline]
-    fn account(&mut self, o: &Outcome, meta: &PacketMeta, limited: Option<bandwidth::Verdict>) {
+    fn account(&mut self, o: &Outcome, meta: &PacketMeta, limited: Option<bandwidth::Admission>) {
         self.counters.count(o, meta.orig_len);
-        if matches!(limited, Some(bandwidth::Verdict::Drop)) {
+        if matches!(limited, Some(bandwidth::Admission::Drop)) {
             self.counters.rate_limited(o);
         } else if forwards(o.verdict) {
             self.counters.count_out(meta.orig_len);
@@ -226,7 +226,7 @@ impl<'w> Sink<'w> {
         }
         let limited = self.package.as_mut().and_then(|p| p.offer(o, meta));
         self.account(o, meta, limited);
-        let rate_limited = matches!(limited, Some(bandwidth::Verdict::Drop));
+        let rate_limited = matches!(limited, Some(bandwidth::Admission::Drop));
         let passes = forwards(o.verdict) && !rate_limited;
         if self.writer.is_some() && (passes || self.annotate) {
             let comment = self
@@ -234,7 +234,7 @@ impl<'w> Sink<'w> {
                 .then(|| annotation(meta.record, o, limited, meta.ts_ns, table));
             if self.shaping {
                 let depart = match limited {
-                    Some(bandwidth::Verdict::Pass { depart_ns }) => depart_ns,
+                    Some(bandwidth::Admission::Pass { depart_ns }) => depart_ns,
                     _ => meta.ts_ns,
                 };
                 self.reorder.push(depart, *record, bytes, comment);
@@ -258,14 +258,14 @@ impl<'w> Sink<'w> {
 fn annotation(
     record: u64,
     o: &Outcome,
-    limited: Option<bandwidth::Verdict>,
+    limited: Option<bandwidth::Admission>,
     ts_ns: u64,
     table: &ForwardTable,
 ) -> String {
     let mut line = trace::line(record, o, table);
     match limited {
-        Some(bandwidth::Verdict::Drop) => line.push_str(" then dropped: rate_limited"),
-        Some(bandwidth::Verdict::Pass { depart_ns }) if depart_ns > ts_ns => {
+        Some(bandwidth::Admission::Drop) => line.push_str(" then dropped: rate_limited"),
+        Some(bandwidth::Admission::Pass { depart_ns }) if depart_ns > ts_ns => {
             let us = (depart_ns - ts_ns) as f64 / 1e3;
             line.push_str(&format!(" (shaped: departs {us:.1} us later)"));
         }
