@@ -142,7 +142,8 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-enum Sink {
+/// Where the finished bytes go: a temporary file renamed over the destination, or stdout.
+enum Target {
     File(TempFile),
     Stdout(io::Stdout),
 }
@@ -237,7 +238,7 @@ pub struct CaptureWriter {
     /// Set by [`CaptureWriter::write_behind`].
     behind: Option<Behind>,
     /// `None` once finished or failed past recovery.
-    sink: Option<Sink>,
+    target: Option<Target>,
     dest: PathBuf,
     buf: Vec<u8>,
     format: Format,
@@ -277,8 +278,8 @@ impl CaptureWriter {
             _ => {}
         }
         let dest = path.to_path_buf();
-        let sink = if path.as_os_str() == "-" {
-            Sink::Stdout(io::stdout())
+        let target = if path.as_os_str() == "-" {
+            Target::Stdout(io::stdout())
         } else {
             if let Some(input) = &config.input
                 && same_file(input, path)
@@ -290,10 +291,10 @@ impl CaptureWriter {
                 path: dest.clone(),
                 source,
             })?;
-            Sink::File(temp)
+            Target::File(temp)
         };
         let mut w = CaptureWriter {
-            sink: Some(sink),
+            target: Some(target),
             dest,
             buf: Vec::with_capacity(BUF_CAP),
             format: config.format,
@@ -580,14 +581,14 @@ impl CaptureWriter {
         if self.behind.is_some() {
             return Ok(None);
         }
-        let out: Box<dyn Write + Send> = match &mut self.sink {
+        let out: Box<dyn Write + Send> = match &mut self.target {
             // A second handle on the same open file (and offset): only the drain writes now.
-            Some(Sink::File(temp)) => Box::new(
+            Some(Target::File(temp)) => Box::new(
                 temp.file()
                     .and_then(|f| f.try_clone())
                     .map_err(|source| self.write_err(source))?,
             ),
-            Some(Sink::Stdout(_)) => match stdout_handle() {
+            Some(Target::Stdout(_)) => match stdout_handle() {
                 Some(out) => out,
                 // Without a handle of its own the drain would wait on the caller's lock.
                 None => return Ok(None),
@@ -629,9 +630,9 @@ impl CaptureWriter {
                 Err(source) => Err(self.write_err(source)),
             };
         }
-        let res = match &mut self.sink {
-            Some(Sink::File(temp)) => temp.file().and_then(|f| f.write_all(&self.buf)),
-            Some(Sink::Stdout(out)) => out.lock().write_all(&self.buf),
+        let res = match &mut self.target {
+            Some(Target::File(temp)) => temp.file().and_then(|f| f.write_all(&self.buf)),
+            Some(Target::Stdout(out)) => out.lock().write_all(&self.buf),
             None => Ok(()),
         };
         self.buf.clear();
@@ -650,8 +651,8 @@ impl CaptureWriter {
     pub fn finish(mut self) -> Result<(), CaptureError> {
         self.end_write_behind()?;
         self.flush_buf()?;
-        match self.sink.take() {
-            Some(Sink::File(mut temp)) => {
+        match self.target.take() {
+            Some(Target::File(mut temp)) => {
                 let res = (|| {
                     if self.fsync {
                         temp.file()?.sync_all()?;
@@ -660,7 +661,7 @@ impl CaptureWriter {
                 })();
                 res.map_err(|source| self.write_err(source))
             }
-            Some(Sink::Stdout(mut out)) => out.flush().map_err(|source| self.write_err(source)),
+            Some(Target::Stdout(mut out)) => out.flush().map_err(|source| self.write_err(source)),
             None => Ok(()),
         }
     }

@@ -154,7 +154,7 @@ pub(crate) enum Loc {
 }
 
 /// Turns [`Loc`]s into [`Diagnostic`]s and collects them.
-pub(crate) struct Sink<'a> {
+pub(crate) struct Diagnostics<'a> {
     file: &'a str,
     text: &'a str,
     /// Byte offset at which each line starts; line 1 starts at 0.
@@ -163,12 +163,12 @@ pub(crate) struct Sink<'a> {
     pub(crate) warnings: Vec<Diagnostic>,
 }
 
-impl<'a> Sink<'a> {
-    /// A sink for `text` read from `file` (pass "" as text for JSON sources).
+impl<'a> Diagnostics<'a> {
+    /// A collector for `text` read from `file` (pass "" as text for JSON sources).
     pub(crate) fn new(file: &'a str, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Sink {
+        Diagnostics {
             file,
             text,
             line_starts,
@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn line_col_and_snippet() {
         let text = "a = 1\nbé = \"x\"\n";
-        let mut s = Sink::new("f.toml", text);
+        let mut s = Diagnostics::new("f.toml", text);
         assert_eq!(s.line_col(0), (1, 1));
         let off = text.find('"').unwrap_or(0);
         assert_eq!(s.line_col(off), (2, 6));

@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use super::diag::{Loc, RulesError, Sink};
+use super::diag::{Diagnostics, Loc, RulesError};
 use super::model::{Position, Profile, Rules};
 use super::validate::{Draft, DraftEntry, Located, validate};
 use super::values;
@@ -23,7 +23,7 @@ use super::values;
 pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError> {
     let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
     let all = names.join(", ");
-    let mut sink = Sink::new(&all, "");
+    let mut diags = Diagnostics::new(&all, "");
     let mut draft = Draft {
         inbound: true,
         outbound: true,
@@ -36,7 +36,7 @@ pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError>
         let root: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
-                sink.error(
+                diags.error(
                     "json-syntax",
                     &json_loc(file, "$"),
                     format!(
@@ -52,37 +52,37 @@ pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError>
         if let Some(v) = root.get("ForwardTableEntries") {
             known = true;
             saw_entries = true;
-            read_entries(file, v, &mut draft, &mut sink);
+            read_entries(file, v, &mut draft, &mut diags);
         }
         if let Some(v) = root.get("BandwidthPackages") {
             known = true;
             if saw_package {
-                sink.error(
+                diags.error(
                     "json-shape",
                     &json_loc(file, "BandwidthPackages"),
                     "a second DescribeBandwidthPackages response; the gateway must have exactly one package",
                 );
             } else {
                 saw_package = true;
-                read_package(file, v, &mut draft, &mut sink);
+                read_package(file, v, &mut draft, &mut diags);
             }
         }
         if let Some(v) = root.get("NatGateways") {
             known = true;
             if let Some(first) = &gateway_from {
-                let other = sink.line_of(first);
-                sink.error(
+                let other = diags.line_of(first);
+                diags.error(
                     "json-shape",
                     &json_loc(file, "NatGateways"),
                     format!("a second DescribeNatGateways response (the first is {other})"),
                 );
             } else {
                 gateway_from = Some(json_loc(file, "NatGateways"));
-                read_gateway(file, v, &mut draft, &mut sink);
+                read_gateway(file, v, &mut draft, &mut diags);
             }
         }
         if !known {
-            sink.error(
+            diags.error(
                 "json-shape",
                 &json_loc(file, "$"),
                 "not a DescribeForwardTableEntries, DescribeBandwidthPackages or DescribeNatGateways response (no ForwardTableEntries, BandwidthPackages or NatGateways key)",
@@ -90,7 +90,7 @@ pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError>
         }
     }
     if !saw_entries {
-        sink.error(
+        diags.error(
             "json-missing",
             &Loc::None,
             "no DescribeForwardTableEntries response among the inputs",
@@ -98,7 +98,7 @@ pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError>
     }
     if !saw_package {
         draft.broken = true;
-        sink.error(
+        diags.error(
             "json-missing",
             &Loc::None,
             "no DescribeBandwidthPackages response among the inputs (it gives the bandwidth and the EIPs)",
@@ -130,14 +130,14 @@ pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError>
     entries.sort_by_cached_key(rank);
     draft.entries = entries;
 
-    let rules = validate(&draft, &mut sink);
-    sink.sort();
+    let rules = validate(&draft, &mut diags);
+    diags.sort();
     match rules {
-        Some(r) if sink.errors.is_empty() => Ok(r),
+        Some(r) if diags.errors.is_empty() => Ok(r),
         _ => Err(RulesError::Invalid {
             file: all.clone(),
-            errors: sink.errors,
-            warnings: sink.warnings,
+            errors: diags.errors,
+            warnings: diags.warnings,
         }),
     }
 }
@@ -155,14 +155,14 @@ fn list<'v>(
     v: &'v Value,
     outer: &str,
     inner: &str,
-    sink: &mut Sink<'_>,
+    diags: &mut Diagnostics<'_>,
 ) -> &'v [Value] {
     match v.get(inner) {
         Some(Value::Array(a)) => a,
         // The API writes an empty list as an empty object on some versions.
         None => &[],
         Some(_) => {
-            sink.error(
+            diags.error(
                 "json-shape",
                 &json_loc(file, &format!("{outer}.{inner}")),
                 format!("{outer}.{inner} must be an array"),
@@ -179,14 +179,14 @@ fn text_field(
     path: &str,
     key: &str,
     required: bool,
-    sink: &mut Sink<'_>,
+    diags: &mut Diagnostics<'_>,
 ) -> Option<(String, Loc)> {
     let loc = json_loc(file, &format!("{path}.{key}"));
     match obj.get(key) {
         Some(Value::String(s)) => Some((s.clone(), loc)),
         Some(Value::Number(n)) => Some((n.to_string(), loc)),
         Some(other) => {
-            sink.error(
+            diags.error(
                 "json-type",
                 &loc,
                 format!("{key} must be a string, not {other}"),
@@ -195,7 +195,7 @@ fn text_field(
         }
         None => {
             if required {
-                sink.error(
+                diags.error(
                     "json-missing",
                     &json_loc(file, path),
                     format!("{path} has no {key}"),
@@ -210,76 +210,76 @@ fn parsed<T>(
     got: Option<(String, Loc)>,
     rule: &'static str,
     parse: impl Fn(&str) -> Result<T, String>,
-    sink: &mut Sink<'_>,
+    diags: &mut Diagnostics<'_>,
 ) -> Option<Located<T>> {
     let (s, loc) = got?;
     match parse(&s) {
         Ok(v) => Some(Located::new(v, loc)),
         Err(msg) => {
-            sink.error(rule, &loc, msg);
+            diags.error(rule, &loc, msg);
             None
         }
     }
 }
 
-fn read_entries(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
+fn read_entries(file: &str, v: &Value, draft: &mut Draft, diags: &mut Diagnostics<'_>) {
     let outer = "ForwardTableEntries";
-    for (i, e) in list(file, v, outer, "ForwardTableEntry", sink)
+    for (i, e) in list(file, v, outer, "ForwardTableEntry", diags)
         .iter()
         .enumerate()
     {
         let path = format!("{outer}.ForwardTableEntry[{i}]");
         let header = json_loc(file, &path);
         if !e.is_object() {
-            sink.error("json-type", &header, format!("{path} must be an object"));
+            diags.error("json-type", &header, format!("{path} must be an object"));
             continue;
         }
         let mut d = DraftEntry::new(header, Position::default());
-        let f = |k: &str, sink: &mut Sink<'_>| text_field(file, e, &path, k, true, sink);
-        d.id = f("ForwardEntryId", sink).and_then(|(s, loc)| {
+        let f = |k: &str, diags: &mut Diagnostics<'_>| text_field(file, e, &path, k, true, diags);
+        d.id = f("ForwardEntryId", diags).and_then(|(s, loc)| {
             let s = s.trim().to_string();
             (!s.is_empty()).then(|| Located::new(s, loc))
         });
         d.external_ip = parsed(
-            f("ExternalIp", sink),
+            f("ExternalIp", diags),
             "invalid-ip",
             |s| values::ipv4(s, "ExternalIp"),
-            sink,
+            diags,
         );
         d.external_port = parsed(
-            f("ExternalPort", sink),
+            f("ExternalPort", diags),
             "invalid-port",
             values::port_str,
-            sink,
+            diags,
         );
         d.ip_protocol = parsed(
-            f("IpProtocol", sink),
+            f("IpProtocol", diags),
             "unknown-value",
             values::protocol,
-            sink,
+            diags,
         );
         d.internal_ip = parsed(
-            f("InternalIp", sink),
+            f("InternalIp", diags),
             "invalid-ip",
             |s| values::ipv4(s, "InternalIp"),
-            sink,
+            diags,
         );
         d.internal_port = parsed(
-            f("InternalPort", sink),
+            f("InternalPort", diags),
             "invalid-port",
             values::port_str,
-            sink,
+            diags,
         );
         draft.entries.push(d);
     }
 }
 
-fn read_package(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
+fn read_package(file: &str, v: &Value, draft: &mut Draft, diags: &mut Diagnostics<'_>) {
     let outer = "BandwidthPackages";
-    let packages = list(file, v, outer, "BandwidthPackage", sink);
+    let packages = list(file, v, outer, "BandwidthPackage", diags);
     let [p] = packages else {
         draft.broken = true;
-        sink.error(
+        diags.error(
             "json-shape",
             &json_loc(file, &format!("{outer}.BandwidthPackage")),
             format!(
@@ -291,49 +291,49 @@ fn read_package(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
     };
     let path = format!("{outer}.BandwidthPackage[0]");
     draft.rate_bps = parsed(
-        text_field(file, p, &path, "Bandwidth", true, sink),
+        text_field(file, p, &path, "Bandwidth", true, diags),
         "bandwidth",
         values::mbps_str,
-        sink,
+        diags,
     );
     if draft.rate_bps.is_none() {
         draft.broken = true;
     }
     let ips_path = format!("{path}.PublicIpAddresses");
     let Some(ips) = p.get("PublicIpAddresses") else {
-        sink.error(
+        diags.error(
             "json-missing",
             &json_loc(file, &path),
             format!("{path} has no PublicIpAddresses"),
         );
         return;
     };
-    for (i, ip) in list(file, ips, &ips_path, "PublicIpAddresse", sink)
+    for (i, ip) in list(file, ips, &ips_path, "PublicIpAddresse", diags)
         .iter()
         .enumerate()
     {
         let ip_path = format!("{ips_path}.PublicIpAddresse[{i}]");
         if let Some(l) = parsed(
-            text_field(file, ip, &ip_path, "IpAddress", true, sink),
+            text_field(file, ip, &ip_path, "IpAddress", true, diags),
             "invalid-ip",
             |s| values::ipv4(s, "IpAddress"),
-            sink,
+            diags,
         ) {
             draft.public_ips.push(l);
         }
     }
 }
 
-fn read_gateway(file: &str, v: &Value, draft: &mut Draft, sink: &mut Sink<'_>) {
+fn read_gateway(file: &str, v: &Value, draft: &mut Draft, diags: &mut Diagnostics<'_>) {
     let outer = "NatGateways";
-    let gateways = list(file, v, outer, "NatGateway", sink);
+    let gateways = list(file, v, outer, "NatGateway", diags);
     match gateways {
         [] => {}
         [g] => {
             let path = format!("{outer}.NatGateway[0]");
-            draft.name = text_field(file, g, &path, "Name", false, sink).map(|(s, _)| s);
+            draft.name = text_field(file, g, &path, "Name", false, diags).map(|(s, _)| s);
         }
-        _ => sink.error(
+        _ => diags.error(
             "json-shape",
             &json_loc(file, &format!("{outer}.NatGateway")),
             format!(

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use toml_edit::{Item, TableLike, Value};
 
-use super::diag::{Diagnostic, Loc, RulesError, Sink, did_you_mean};
+use super::diag::{Diagnostic, Diagnostics, Loc, RulesError, did_you_mean};
 use super::model::{Position, Rules};
 use super::validate::{Draft, DraftEntry, Located, validate};
 use super::values;
@@ -60,13 +60,13 @@ fn capture_format(bytes: &[u8]) -> Option<&'static str> {
 
 /// Parses and validates rules text; `file` names the source in diagnostics.
 pub fn parse_str(text: &str, file: &str) -> Result<Parsed, RulesError> {
-    let mut sink = Sink::new(file, text);
+    let mut diags = Diagnostics::new(file, text);
     let draft = match toml_edit::Document::parse(text) {
-        Ok(doc) => read_document(doc.as_table(), &mut sink),
+        Ok(doc) => read_document(doc.as_table(), &mut diags),
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
             let msg = e.message().trim().replace('\n', "; ");
-            sink.error(
+            diags.error(
                 "syntax",
                 &Loc::Span(span),
                 format!("TOML syntax error: {msg}"),
@@ -74,17 +74,17 @@ pub fn parse_str(text: &str, file: &str) -> Result<Parsed, RulesError> {
             None
         }
     };
-    let rules = draft.and_then(|d| validate(&d, &mut sink));
-    sink.sort();
+    let rules = draft.and_then(|d| validate(&d, &mut diags));
+    diags.sort();
     match rules {
-        Some(rules) if sink.errors.is_empty() => Ok(Parsed {
+        Some(rules) if diags.errors.is_empty() => Ok(Parsed {
             rules,
-            warnings: sink.warnings,
+            warnings: diags.warnings,
         }),
         _ => Err(RulesError::Invalid {
             file: file.to_string(),
-            errors: sink.errors,
-            warnings: sink.warnings,
+            errors: diags.errors,
+            warnings: diags.warnings,
         }),
     }
 }
@@ -136,7 +136,7 @@ fn collect<'d>(
     section: &str,
     schema: Schema,
     ignored: &[&str],
-    sink: &mut Sink<'_>,
+    diags: &mut Diagnostics<'_>,
 ) -> HashMap<&'static str, Got<'d>> {
     let mut out: HashMap<&'static str, Got<'d>> = HashMap::new();
     for (key, item) in tbl.iter() {
@@ -152,9 +152,9 @@ fn collect<'d>(
         match canonical {
             Some(name) => {
                 if let Some(prev) = out.get(name) {
-                    let other = sink.line_of(&prev.loc);
+                    let other = diags.line_of(&prev.loc);
                     let prev_key = prev.key;
-                    sink.error(
+                    diags.error(
                         "duplicate-key",
                         &key_loc,
                         format!(
@@ -179,7 +179,7 @@ fn collect<'d>(
                         format!("; expected one of: {}", names.join(", "))
                     }
                 };
-                sink.error(
+                diags.error(
                     "unknown-key",
                     &key_loc,
                     format!("unknown key `{key}` in {section}{hint}"),
@@ -207,10 +207,10 @@ fn item_kind(item: &Item) -> &'static str {
     }
 }
 
-fn want_str<'d>(got: &Got<'d>, sink: &mut Sink<'_>) -> Option<&'d str> {
+fn want_str<'d>(got: &Got<'d>, diags: &mut Diagnostics<'_>) -> Option<&'d str> {
     let s = got.item.as_str();
     if s.is_none() {
-        sink.error(
+        diags.error(
             "type",
             &got.loc,
             format!(
@@ -228,25 +228,25 @@ fn str_value<T>(
     got: &Got<'_>,
     rule: &'static str,
     parse: impl Fn(&str) -> Result<T, String>,
-    sink: &mut Sink<'_>,
+    diags: &mut Diagnostics<'_>,
 ) -> Option<Located<T>> {
-    let s = want_str(got, sink)?;
+    let s = want_str(got, diags)?;
     match parse(s) {
         Ok(v) => Some(Located::new(v, got.loc.clone())),
         Err(msg) => {
-            sink.error(rule, &got.loc, msg);
+            diags.error(rule, &got.loc, msg);
             None
         }
     }
 }
 
-fn positive_int(got: &Got<'_>, sink: &mut Sink<'_>) -> Option<Located<u64>> {
+fn positive_int(got: &Got<'_>, diags: &mut Diagnostics<'_>) -> Option<Located<u64>> {
     match got.item.as_integer() {
         Some(n) if n > 0 => u64::try_from(n)
             .ok()
             .map(|v| Located::new(v, got.loc.clone())),
         Some(n) => {
-            sink.error(
+            diags.error(
                 "not-positive",
                 &got.loc,
                 format!("`{}` must be greater than 0, not {n}", got.key),
@@ -254,7 +254,7 @@ fn positive_int(got: &Got<'_>, sink: &mut Sink<'_>) -> Option<Located<u64>> {
             None
         }
         None => {
-            sink.error(
+            diags.error(
                 "type",
                 &got.loc,
                 format!(
@@ -268,8 +268,8 @@ fn positive_int(got: &Got<'_>, sink: &mut Sink<'_>) -> Option<Located<u64>> {
     }
 }
 
-fn read_document(root: &toml_edit::Table, sink: &mut Sink<'_>) -> Option<Draft> {
-    let top = collect(root, "the rules file", TOP, &[], sink);
+fn read_document(root: &toml_edit::Table, diags: &mut Diagnostics<'_>) -> Option<Draft> {
+    let top = collect(root, "the rules file", TOP, &[], diags);
     let mut draft = Draft {
         inbound: true,
         outbound: true,
@@ -278,8 +278,8 @@ fn read_document(root: &toml_edit::Table, sink: &mut Sink<'_>) -> Option<Draft> 
 
     if let Some(got) = top.get("gateway") {
         match got.item.as_table_like() {
-            Some(t) => read_gateway(t, &mut draft, sink),
-            None => sink.error(
+            Some(t) => read_gateway(t, &mut draft, diags),
+            None => diags.error(
                 "type",
                 &got.loc,
                 format!(
@@ -293,10 +293,10 @@ fn read_document(root: &toml_edit::Table, sink: &mut Sink<'_>) -> Option<Draft> 
 
     match top.get("bandwidth_package") {
         Some(got) => match got.item.as_table_like() {
-            Some(t) => read_package(t, &got.loc, &mut draft, sink),
+            Some(t) => read_package(t, &got.loc, &mut draft, diags),
             None => {
                 draft.broken = true;
-                sink.error(
+                diags.error(
                     "type",
                     &got.loc,
                     format!(
@@ -309,7 +309,7 @@ fn read_document(root: &toml_edit::Table, sink: &mut Sink<'_>) -> Option<Draft> 
         },
         None => {
             draft.broken = true;
-            sink.error(
+            diags.error(
                 "missing-key",
                 &Loc::None,
                 "the rules file has no [bandwidth_package] (bandwidth_mbps and public_ips are required)",
@@ -318,30 +318,30 @@ fn read_document(root: &toml_edit::Table, sink: &mut Sink<'_>) -> Option<Draft> 
     }
 
     if let Some(got) = top.get("forward_entry") {
-        read_entries(got, &mut draft, sink);
+        read_entries(got, &mut draft, diags);
     }
     Some(draft)
 }
 
-fn read_gateway(t: &dyn TableLike, draft: &mut Draft, sink: &mut Sink<'_>) {
-    let f = collect(t, "[gateway]", GATEWAY, &[], sink);
+fn read_gateway(t: &dyn TableLike, draft: &mut Draft, diags: &mut Diagnostics<'_>) {
+    let f = collect(t, "[gateway]", GATEWAY, &[], diags);
     if let Some(got) = f.get("name") {
-        draft.name = want_str(got, sink).map(str::to_string);
+        draft.name = want_str(got, diags).map(str::to_string);
     }
     if let Some(got) = f.get("profile")
-        && let Some(p) = str_value(got, "unknown-value", values::profile, sink)
+        && let Some(p) = str_value(got, "unknown-value", values::profile, diags)
     {
         draft.profile = p.v;
     }
     if let Some(got) = f.get("private_ip")
-        && let Some(ip) = str_value(got, "invalid-ip", |s| values::ipv4(s, "private IP"), sink)
+        && let Some(ip) = str_value(got, "invalid-ip", |s| values::ipv4(s, "private IP"), diags)
     {
         draft.private_ip = Some(ip.v);
     }
 }
 
-fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut Sink<'_>) {
-    let f = collect(t, "[bandwidth_package]", PACKAGE, &[], sink);
+fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, diags: &mut Diagnostics<'_>) {
+    let f = collect(t, "[bandwidth_package]", PACKAGE, &[], diags);
 
     match f.get("bandwidth_mbps") {
         Some(got) => {
@@ -353,8 +353,8 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
             };
             match r {
                 Some(Ok(bps)) => draft.rate_bps = Some(Located::new(bps, got.loc.clone())),
-                Some(Err(msg)) => sink.error("bandwidth", &got.loc, msg),
-                None => sink.error(
+                Some(Err(msg)) => diags.error("bandwidth", &got.loc, msg),
+                None => diags.error(
                     "type",
                     &got.loc,
                     format!(
@@ -365,7 +365,7 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
                 ),
             }
         }
-        None => sink.error(
+        None => diags.error(
             "missing-key",
             header,
             "[bandwidth_package] is missing `bandwidth_mbps` (the shared rate in Mbps)",
@@ -379,7 +379,7 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
         Some(got) => match got.item.as_array() {
             Some(arr) => {
                 if arr.is_empty() {
-                    sink.error(
+                    diags.error(
                         "no-public-ips",
                         &got.loc,
                         "`public_ips` is empty; the package needs at least one EIP",
@@ -390,9 +390,9 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
                     match v.as_str() {
                         Some(s) => match values::ipv4(s, "public IP") {
                             Ok(ip) => draft.public_ips.push(Located::new(ip, loc)),
-                            Err(msg) => sink.error("invalid-ip", &loc, msg),
+                            Err(msg) => diags.error("invalid-ip", &loc, msg),
                         },
-                        None => sink.error(
+                        None => diags.error(
                             "type",
                             &loc,
                             "each entry of `public_ips` must be a string such as \"203.0.113.107\"",
@@ -400,7 +400,7 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
                     }
                 }
             }
-            None => sink.error(
+            None => diags.error(
                 "type",
                 &got.loc,
                 format!(
@@ -410,7 +410,7 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
                 ),
             ),
         },
-        None => sink.error(
+        None => diags.error(
             "missing-key",
             header,
             "[bandwidth_package] is missing `public_ips` (the package's EIPs)",
@@ -418,32 +418,32 @@ fn read_package(t: &dyn TableLike, header: &Loc, draft: &mut Draft, sink: &mut S
     }
 
     if let Some(got) = f.get("burst_bytes") {
-        draft.burst_bytes = positive_int(got, sink);
+        draft.burst_bytes = positive_int(got, diags);
     }
     if let Some(got) = f.get("queue_limit_bytes") {
-        draft.queue_limit_bytes = positive_int(got, sink);
+        draft.queue_limit_bytes = positive_int(got, diags);
     }
     if let Some(got) = f.get("latency_ms") {
-        draft.latency_ms = positive_int(got, sink);
+        draft.latency_ms = positive_int(got, diags);
     }
     if let Some(got) = f.get("mode")
-        && let Some(m) = str_value(got, "unknown-value", values::mode, sink)
+        && let Some(m) = str_value(got, "unknown-value", values::mode, diags)
     {
         draft.mode = m.v;
     }
     if let Some(got) = f.get("count")
-        && let Some(c) = str_value(got, "unknown-value", values::count, sink)
+        && let Some(c) = str_value(got, "unknown-value", values::count, diags)
     {
         draft.count = c.v;
     }
     if let Some(got) = f.get("directions") {
-        read_directions(got, draft, sink);
+        read_directions(got, draft, diags);
     }
 }
 
-fn read_directions(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
+fn read_directions(got: &Got<'_>, draft: &mut Draft, diags: &mut Diagnostics<'_>) {
     let Some(arr) = got.item.as_array() else {
-        sink.error(
+        diags.error(
             "type",
             &got.loc,
             format!(
@@ -454,7 +454,7 @@ fn read_directions(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
         return;
     };
     if arr.is_empty() {
-        sink.error(
+        diags.error(
             "no-directions",
             &got.loc,
             "`directions` is empty; list \"inbound\", \"outbound\" or both (or leave it out for both)",
@@ -468,7 +468,7 @@ fn read_directions(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
             Some("inbound") => &mut inbound,
             Some("outbound") => &mut outbound,
             _ => {
-                sink.error(
+                diags.error(
                     "unknown-value",
                     &loc,
                     format!(
@@ -480,7 +480,7 @@ fn read_directions(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
             }
         };
         if *flag {
-            sink.error(
+            diags.error(
                 "duplicate-direction",
                 &loc,
                 "direction listed twice in `directions`",
@@ -492,7 +492,7 @@ fn read_directions(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
     draft.outbound = outbound;
 }
 
-fn read_entries(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
+fn read_entries(got: &Got<'_>, draft: &mut Draft, diags: &mut Diagnostics<'_>) {
     let tables: Vec<(&dyn TableLike, Option<std::ops::Range<usize>>)> = match got.item {
         Item::ArrayOfTables(a) => a.iter().map(|t| (t as &dyn TableLike, t.span())).collect(),
         Item::Value(Value::Array(a)) => {
@@ -500,7 +500,7 @@ fn read_entries(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
             for value in a.iter() {
                 match value.as_inline_table() {
                     Some(t) => v.push((t as &dyn TableLike, t.span())),
-                    None => sink.error(
+                    None => diags.error(
                         "type",
                         &span_loc(value.span()),
                         "each forward entry must be a table such as { external_ip = \"...\", ... }",
@@ -510,7 +510,7 @@ fn read_entries(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
             v
         }
         other => {
-            sink.error(
+            diags.error(
                 "type",
                 &got.loc,
                 format!(
@@ -524,15 +524,15 @@ fn read_entries(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
     };
     for (t, span) in tables {
         let header = span_loc(span.clone());
-        let (line, column) = span.map_or((0, 0), |s| sink.line_col(s.start));
+        let (line, column) = span.map_or((0, 0), |s| diags.line_col(s.start));
         let mut e = DraftEntry::new(header.clone(), Position { line, column });
-        let f = collect(t, "[[forward_entry]]", ENTRY, ENTRY_IGNORED, sink);
+        let f = collect(t, "[[forward_entry]]", ENTRY, ENTRY_IGNORED, diags);
         if let Some(g) = f.get("id")
-            && let Some(s) = want_str(g, sink)
+            && let Some(s) = want_str(g, diags)
         {
             let s = s.trim();
             if s.is_empty() {
-                sink.error(
+                diags.error(
                     "empty-id",
                     &g.loc,
                     "forward entry `id` is empty; leave it out to derive one",
@@ -546,9 +546,9 @@ fn read_entries(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
             ("internal_ip", "internal_ip"),
         ] {
             let v = match f.get(key) {
-                Some(g) => str_value(g, "invalid-ip", |s| values::ipv4(s, what), sink),
+                Some(g) => str_value(g, "invalid-ip", |s| values::ipv4(s, what), diags),
                 None => {
-                    missing(&header, key, sink);
+                    missing(&header, key, diags);
                     None
                 }
             };
@@ -560,9 +560,9 @@ fn read_entries(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
         }
         for key in ["external_port", "internal_port"] {
             let v = match f.get(key) {
-                Some(g) => port_value(g, sink),
+                Some(g) => port_value(g, diags),
                 None => {
-                    missing(&header, key, sink);
+                    missing(&header, key, diags);
                     None
                 }
             };
@@ -573,9 +573,9 @@ fn read_entries(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
             }
         }
         e.ip_protocol = match f.get("ip_protocol") {
-            Some(g) => str_value(g, "unknown-value", values::protocol, sink),
+            Some(g) => str_value(g, "unknown-value", values::protocol, diags),
             None => {
-                missing(&header, "ip_protocol", sink);
+                missing(&header, "ip_protocol", diags);
                 None
             }
         };
@@ -583,20 +583,23 @@ fn read_entries(got: &Got<'_>, draft: &mut Draft, sink: &mut Sink<'_>) {
     }
 }
 
-fn missing(header: &Loc, key: &str, sink: &mut Sink<'_>) {
-    sink.error(
+fn missing(header: &Loc, key: &str, diags: &mut Diagnostics<'_>) {
+    diags.error(
         "missing-key",
         header,
         format!("[[forward_entry]] is missing `{key}`"),
     );
 }
 
-fn port_value(got: &Got<'_>, sink: &mut Sink<'_>) -> Option<Located<super::model::PortSpec>> {
+fn port_value(
+    got: &Got<'_>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Located<super::model::PortSpec>> {
     let r = match got.item.as_value() {
         Some(Value::Integer(n)) => values::port_int(*n.value()).map(super::model::PortSpec::Single),
         Some(Value::String(s)) => values::port_str(s.value()),
         _ => {
-            sink.error(
+            diags.error(
                 "type",
                 &got.loc,
                 format!(
@@ -611,7 +614,7 @@ fn port_value(got: &Got<'_>, sink: &mut Sink<'_>) -> Option<Located<super::model
     match r {
         Ok(p) => Some(Located::new(p, got.loc.clone())),
         Err(msg) => {
-            sink.error("invalid-port", &got.loc, msg);
+            diags.error("invalid-port", &got.loc, msg);
             None
         }
     }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use super::diag::{Loc, Sink};
+use super::diag::{Diagnostics, Loc};
 use super::id::derive_id;
 use super::model::*;
 
@@ -48,7 +48,7 @@ fn unusable(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 /// The checks of the `alibaba` profile on single values: addresses, bandwidth and burst.
-fn check_values(draft: &Draft, sink: &mut Sink<'_>) {
+fn check_values(draft: &Draft, diags: &mut Diagnostics<'_>) {
     let note = || vec!["profile = \"permissive\" in [gateway] accepts it".to_string()];
     let addresses =
         draft
@@ -61,7 +61,7 @@ fn check_values(draft: &Draft, sink: &mut Sink<'_>) {
             }));
     for (what, ip) in addresses {
         if let Some(why) = unusable(ip.v) {
-            sink.error_with(
+            diags.error_with(
                 "unusable-ip",
                 &ip.loc,
                 format!("{what} {} is {why}; no gateway can use it", ip.v),
@@ -72,14 +72,14 @@ fn check_values(draft: &Draft, sink: &mut Sink<'_>) {
     if let Some(rate) = &draft.rate_bps {
         let mbps = rate.v as f64 / 1e6;
         if rate.v < ALIBABA_MIN_BANDWIDTH_BPS {
-            sink.error_with(
+            diags.error_with(
                 "bandwidth-range",
                 &rate.loc,
                 format!("bandwidth_mbps {mbps} is below the cloud's minimum of 1 Mbps"),
                 note(),
             );
         } else if rate.v > ALIBABA_MAX_BANDWIDTH_BPS {
-            sink.error_with(
+            diags.error_with(
                 "bandwidth-range",
                 &rate.loc,
                 format!(
@@ -93,7 +93,7 @@ fn check_values(draft: &Draft, sink: &mut Sink<'_>) {
     if let Some(burst) = &draft.burst_bytes
         && burst.v > ALIBABA_MAX_BURST_BYTES
     {
-        sink.error_with(
+        diags.error_with(
             "burst-too-large",
             &burst.loc,
             format!(
@@ -220,8 +220,8 @@ fn complete(d: &DraftEntry) -> Option<Complete<'_>> {
     })
 }
 
-/// Runs the profile's checks; returns the rules if no error was recorded (by anyone) in `sink`.
-pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
+/// Runs the profile's checks; returns the rules if no error was recorded (by anyone) in `diags`.
+pub(crate) fn validate(draft: &Draft, diags: &mut Diagnostics<'_>) -> Option<Rules> {
     let profile = draft.profile;
     let alibaba = profile == Profile::Alibaba;
 
@@ -230,8 +230,8 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
     let mut eip_used: HashMap<Ipv4Addr, bool> = HashMap::new();
     for ip in &draft.public_ips {
         if let Some(first) = eip_first.get(&ip.v) {
-            let other = sink.line_of(first);
-            sink.error(
+            let other = diags.line_of(first);
+            diags.error(
                 "duplicate-public-ip",
                 &ip.loc,
                 format!(
@@ -246,7 +246,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
     }
 
     if alibaba {
-        check_values(draft, sink);
+        check_values(draft, diags);
     }
 
     if draft.mode == LimitMode::Police {
@@ -255,7 +255,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
             ("latency_ms", &draft.latency_ms),
         ] {
             if let Some(v) = v {
-                sink.warning(
+                diags.warning(
                     "shape-only-option",
                     &v.loc,
                     format!(
@@ -267,7 +267,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
     }
 
     if alibaba && let Some(e) = draft.entries.get(ALIBABA_MAX_ENTRIES) {
-        sink.error_with(
+        diags.error_with(
             "too-many-entries",
             &e.header,
             format!(
@@ -291,7 +291,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
             } else {
                 e.loc_int_port()
             };
-            sink.error(
+            diags.error(
                 "any-protocol-port",
                 loc,
                 format!(
@@ -305,7 +305,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
             } else {
                 e.loc_ext_port()
             };
-            sink.error(
+            diags.error(
                 "any-port-mismatch",
                 loc,
                 format!(
@@ -314,7 +314,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
                 ),
             );
         } else if ext_any && e.proto != Protocol::Any && alibaba {
-            sink.error_with(
+            diags.error_with(
                 "any-port-needs-any-protocol",
                 e.loc_proto(),
                 format!(
@@ -328,7 +328,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
         }
         // With an `any` side the rules above already said what is wrong.
         if !ext_any && !int_any && e.ext_port.len() != e.int_port.len() {
-            sink.error(
+            diags.error(
                 "range-size-mismatch",
                 e.loc_int_port(),
                 format!(
@@ -342,7 +342,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
         }
         match eip_used.get_mut(&e.ext_ip) {
             Some(used) => *used = true,
-            None => sink.error(
+            None => diags.error(
                 "external-ip-not-in-package",
                 e.loc_ext_ip(),
                 format!(
@@ -352,7 +352,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
             ),
         }
         if e.ext_ip == e.int_ip {
-            sink.error(
+            diags.error(
                 "external-equals-internal",
                 e.loc_int_ip(),
                 format!(
@@ -374,8 +374,8 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
     if alibaba {
         for e in entries.iter().filter(|e| e.proto != Protocol::Any) {
             if let Some(m) = ext_ip_map.get(&e.ext_ip) {
-                let other = sink.line_of(&m.d.header);
-                sink.error_with(
+                let other = diags.line_of(&m.d.header);
+                diags.error_with(
                     "ip-mapping-exclusive",
                     e.loc_ext_ip(),
                     format!(
@@ -386,8 +386,8 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
                 );
             }
             if let Some(m) = int_ip_map.get(&e.int_ip) {
-                let other = sink.line_of(&m.d.header);
-                sink.error(
+                let other = diags.line_of(&m.d.header);
+                diags.error(
                     "ip-mapping-exclusive",
                     e.loc_int_ip(),
                     format!(
@@ -400,8 +400,8 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
     }
 
     // Exact duplicates and overlaps, on each side: group by (IP, protocol), sort by first port, sweep.
-    check_side(&entries, sink, Side::External);
-    check_side(&entries, sink, Side::Internal);
+    check_side(&entries, diags, Side::External);
+    check_side(&entries, diags, Side::Internal);
 
     // Ids: explicit ones must be unique; derived ones are unique unless the tuple repeats,
     // which the duplicate check above already reports.
@@ -420,8 +420,8 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
         if !id.is_empty() {
             if let Some((first, first_explicit)) = seen.get(&id) {
                 if explicit || *first_explicit {
-                    let other = sink.line_of(first);
-                    sink.error(
+                    let other = diags.line_of(first);
+                    diags.error(
                         "duplicate-id",
                         loc,
                         format!("forward entry id \"{id}\" is already used at {other}"),
@@ -437,7 +437,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
     for ip in &draft.public_ips {
         if eip_used.get(&ip.v) == Some(&false) {
             eip_used.insert(ip.v, true);
-            sink.warning(
+            diags.warning(
                 "unused-public-ip",
                 &ip.loc,
                 format!(
@@ -448,7 +448,7 @@ pub(crate) fn validate(draft: &Draft, sink: &mut Sink<'_>) -> Option<Rules> {
         }
     }
 
-    if !sink.errors.is_empty() || draft.broken {
+    if !diags.errors.is_empty() || draft.broken {
         return None;
     }
     let rate_bps = draft.rate_bps.as_ref()?.v;
@@ -501,7 +501,7 @@ enum Side {
     Internal,
 }
 
-fn check_side(entries: &[Complete<'_>], sink: &mut Sink<'_>, side: Side) {
+fn check_side(entries: &[Complete<'_>], diags: &mut Diagnostics<'_>, side: Side) {
     // (first port, last port, index into entries), grouped by (IP, protocol).
     type Spans = Vec<(u16, u16, usize)>;
     let mut groups: HashMap<(Ipv4Addr, Protocol), Spans> = HashMap::new();
@@ -542,7 +542,7 @@ fn check_side(entries: &[Complete<'_>], sink: &mut Sink<'_>, side: Side) {
         let (Some(first), Some(second)) = (entries.get(f), entries.get(s)) else {
             continue;
         };
-        let other = sink.line_of(&first.d.header);
+        let other = diags.line_of(&first.d.header);
         let (ip, p1, p2, loc, what) = match side {
             Side::External => (
                 second.ext_ip,
@@ -570,7 +570,7 @@ fn check_side(entries: &[Complete<'_>], sink: &mut Sink<'_>, side: Side) {
                     "(protocol, internal IP, internal port)",
                 ),
             };
-            sink.error(
+            diags.error(
                 rule,
                 loc,
                 format!(
@@ -583,7 +583,7 @@ fn check_side(entries: &[Complete<'_>], sink: &mut Sink<'_>, side: Side) {
                 Side::External => "overlap-external",
                 Side::Internal => "overlap-internal",
             };
-            sink.error(
+            diags.error(
                 rule,
                 loc,
                 format!(
