@@ -141,6 +141,51 @@ pub fn follow_links(dest: &Path) -> io::Result<PathBuf> {
     ))
 }
 
+/// Whether two paths name one file: the same file when both exist (hard links, `./`, symbolic
+/// links), else the same location once the directories and links are resolved (an output that
+/// does not exist yet but would be written where another one goes).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    if same_existing_file(a, b) {
+        return true;
+    }
+    match (write_location(a), write_location(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Whether two paths name the same existing file (through links, `.` and `..` too).
+fn same_existing_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) {
+            return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+        }
+        false
+    }
+    #[cfg(not(unix))]
+    {
+        match (fs::canonicalize(a), fs::canonicalize(b)) {
+            (Ok(ca), Ok(cb)) => ca == cb,
+            _ => false,
+        }
+    }
+}
+
+/// Where writing `path` would put the file: links followed (also a link to a file not written
+/// yet) and its directory made absolute; `None` when the directory does not exist.
+pub fn write_location(path: &Path) -> Option<PathBuf> {
+    // The same chain of links `TempFile` follows.
+    let p = follow_links(path).ok()?;
+    let name = p.file_name()?.to_os_string();
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Some(fs::canonicalize(dir).ok()?.join(name))
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.tmp.as_os_str().is_empty() {

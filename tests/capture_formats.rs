@@ -836,8 +836,8 @@ fn output_equal_to_input_is_refused() {
         );
     }
     assert_eq!(std::fs::read(&inp).unwrap(), bytes);
-    assert!(dnatsim::capture::same_file(&inp, &linked));
-    assert!(!dnatsim::capture::same_file(&inp, &dir.path().join("nope")));
+    assert!(dnatsim::output::same_file(&inp, &linked));
+    assert!(!dnatsim::output::same_file(&inp, &dir.path().join("nope")));
 }
 
 #[test]

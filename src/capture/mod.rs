@@ -33,7 +33,7 @@ pub use error::{
     BlockLengthProblem, BlockProblem, CaptureError, CaptureWarning, MAX_RECORD_LEN, WriteProblem,
 };
 pub use reader::{CaptureReader, Packet};
-pub use writer::{CaptureWriter, OutputDrain, WriterConfig, same_file};
+pub use writer::{CaptureWriter, OutputDrain, WriterConfig};
 
 /// Byte order of a capture file (or of one pcapng section).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -5,7 +5,7 @@
 //! destination that [`CaptureWriter::finish`] renames over it, so a failed or interrupted run
 //! never leaves a half-written output or destroys an earlier one.
 
-use crate::output::TempFile;
+use crate::output::{TempFile, same_file};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, unbounded};
 use std::fs;
 use std::io::{self, Write};
@@ -119,25 +119,6 @@ impl WriterConfig {
             input: None,
             fsync: false,
             lenient_snaplen: false,
-        }
-    }
-}
-
-/// Whether two paths name the same existing file (through links, `.` and `..` too).
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) {
-            return ma.dev() == mb.dev() && ma.ino() == mb.ino();
-        }
-        false
-    }
-    #[cfg(not(unix))]
-    {
-        match (fs::canonicalize(a), fs::canonicalize(b)) {
-            (Ok(ca), Ok(cb)) => ca == cb,
-            _ => false,
         }
     }
 }

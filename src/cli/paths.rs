@@ -6,8 +6,8 @@
 
 use super::usage;
 use anyhow::bail;
-use dnatsim::capture::same_file;
-use std::path::{Path, PathBuf};
+use dnatsim::output::{same_file, write_location};
+use std::path::Path;
 
 /// `-` in a file argument: standard input for an input, standard output for an output.
 pub fn is_std(path: &Path) -> bool {
@@ -67,7 +67,7 @@ impl<'a> Files<'a> {
                 continue;
             }
             for (in_what, input) in &self.inputs {
-                if !is_std(input) && names_same_file(out, input) {
+                if !is_std(input) && same_file(out, input) {
                     return Err(usage(format!(
                         "{what} {} is the same file as {in_what} {}; choose another output (inputs are never modified)",
                         out.display(),
@@ -76,7 +76,7 @@ impl<'a> Files<'a> {
                 }
             }
             for (other_what, other) in &self.outputs[..i] {
-                if !is_std(other) && names_same_file(out, other) {
+                if !is_std(other) && same_file(out, other) {
                     return Err(usage(format!(
                         "{other_what} and {what} both name {}; each output needs a file of its own",
                         out.display()
@@ -87,31 +87,6 @@ impl<'a> Files<'a> {
         }
         Ok(())
     }
-}
-
-/// Whether two paths name one file: the same inode when both exist (hard links, `./`,
-/// symbolic links), else the same location once the directories and links are resolved.
-fn names_same_file(a: &Path, b: &Path) -> bool {
-    if same_file(a, b) {
-        return true;
-    }
-    match (resolved(a), resolved(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    }
-}
-
-/// Where writing `path` would put the file: links followed (also a link to a file not written
-/// yet) and its directory made absolute; `None` when the directory does not exist.
-fn resolved(path: &Path) -> Option<PathBuf> {
-    // The same chain of links the writer follows (`output::TempFile`).
-    let p = dnatsim::output::follow_links(path).ok()?;
-    let name = p.file_name()?.to_os_string();
-    let dir = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    Some(std::fs::canonicalize(dir).ok()?.join(name))
 }
 
 /// The output's directory exists, is a directory and accepts new files; the output itself, if
@@ -127,7 +102,7 @@ fn check_writable_place(what: &str, out: &Path) -> anyhow::Result<()> {
     if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {
         return Ok(());
     }
-    let target = resolved(out);
+    let target = write_location(out);
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
