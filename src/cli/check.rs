@@ -48,7 +48,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         ),
     )?;
     writeln!(out)?;
-    let rows: Vec<Vec<String>> = rules.table_order().into_iter().map(entry_cells).collect();
+    let rows: Vec<Vec<String>> = rules
+        .table_order()
+        .into_iter()
+        .map(|(_, e)| entry_cells(e))
+        .collect();
     write!(out, "{}", render(&ENTRY_HEADER, &rows, &[]))?;
     let unused: Vec<String> = pkg
         .public_ips

@@ -567,12 +567,7 @@ pub(super) fn summary(
     let order = rules.table_order();
     let rows: Vec<Vec<String>> = order
         .iter()
-        .map(|e| {
-            let idx = rules
-                .forward_entries
-                .iter()
-                .position(|x| std::ptr::eq(x, *e))
-                .unwrap_or(0);
+        .map(|&(idx, e)| {
             let counts = c.entries.get(idx).copied().unwrap_or_default();
             let mut row = entry_cells(e);
             row.extend([n(counts.packets), n(counts.bytes), n(counts.flows)]);

@@ -215,11 +215,12 @@ impl ForwardEntry {
 
 impl Rules {
     /// The entries in the tutorial's table order: by the external IP's place in the bandwidth
-    /// package, IP mappings first, then by port and protocol; ties keep file order.
-    pub fn table_order(&self) -> Vec<&ForwardEntry> {
+    /// package, IP mappings first, then by port and protocol; ties keep file order. Each comes
+    /// with its index in `forward_entries`, which is its index in the table and the counters.
+    pub fn table_order(&self) -> Vec<(usize, &ForwardEntry)> {
         let ips = &self.bandwidth_package.public_ips;
-        let mut v: Vec<&ForwardEntry> = self.forward_entries.iter().collect();
-        v.sort_by_key(|e| {
+        let mut v: Vec<(usize, &ForwardEntry)> = self.forward_entries.iter().enumerate().collect();
+        v.sort_by_key(|&(_, e)| {
             let place = ips
                 .iter()
                 .position(|&ip| ip == e.external_ip)
