@@ -16,26 +16,13 @@ const BATCH: u64 = 1024;
 /// CPU time of the calling thread, from `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`.
 struct ThreadCpuTime;
 
-#[repr(C)]
-struct Timespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
-
-unsafe extern "C" {
-    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-}
-
-/// Linux's clock id for the calling thread's CPU time.
-const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-
 fn thread_cpu_ns() -> u64 {
-    let mut ts = Timespec {
+    let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec with the C layout the call expects.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
