@@ -14,6 +14,10 @@
 //! The rules file (`rules::`) is parsed and validated once, then compiled into a
 //! [`nat::ForwardTable`] whose lookups never allocate.
 
+// Every `unsafe` is a system call or hint with a local `SAFETY:` comment, allowed on the
+// smallest item that needs it, so a new one cannot slip in unreviewed.
+#![deny(unsafe_code)]
+
 pub mod api;
 pub mod bandwidth;
 pub mod capture;

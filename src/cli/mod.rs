@@ -197,6 +197,7 @@ fn paint(text: &str, code: &str) -> String {
 /// descriptor on /dev/null before `main` (so no file we open can take its place), opened
 /// read-write; a shell's `>/dev/null` opens it write-only. So standard output that is
 /// /dev/null opened read-write is taken as closed.
+#[allow(unsafe_code)]
 fn guard_standard_descriptors() {
     let Ok(null) = std::fs::metadata("/dev/null") else {
         return;

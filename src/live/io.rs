@@ -3,6 +3,10 @@
 //!
 //! Both are non-blocking; the driver loop polls their descriptors. Buffers are allocated once.
 
+// This file is the syscall shim of live mode (socket, bind, ioctl, recvmmsg/sendmmsg, poll):
+// its `unsafe` blocks carry `SAFETY:` comments on the buffers and descriptors they pass.
+#![allow(unsafe_code)]
+
 use super::LiveError;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -17,6 +17,7 @@ use super::flow::FlowKey;
 /// of flows is read at random: with 4 KiB pages nearly every lookup also misses the TLB, and
 /// the page walk stalls even a prefetch (measured: 1M flows, 0.70 s user time with 4 KiB
 /// pages, 0.42 s with huge pages). Only a hint; where it is refused, nothing changes.
+#[allow(unsafe_code)]
 pub(super) fn huge_vec<T>(n: usize) -> Vec<T> {
     let v: Vec<T> = Vec::with_capacity(n);
     let bytes = v.capacity() * std::mem::size_of::<T>();
@@ -43,6 +44,7 @@ pub(super) fn huge_vec<T>(n: usize) -> Vec<T> {
 /// Asks the processor to start loading the cache line holding `*value` (a hint: it changes no
 /// data and cannot fault), so a lookup a few packets later finds it in cache instead of waiting
 /// for DRAM, as VPP's NAT does for the packets of a vector.
+#[allow(unsafe_code)]
 #[inline(always)]
 pub(super) fn prefetch_line<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
