@@ -222,10 +222,38 @@ fn complete(d: &DraftEntry) -> Option<Complete<'_>> {
 
 /// Runs the profile's checks; returns the rules if no error was recorded (by anyone) in `diags`.
 pub(crate) fn validate(draft: &Draft, diags: &mut Diagnostics<'_>) -> Option<Rules> {
-    let profile = draft.profile;
-    let alibaba = profile == Profile::Alibaba;
+    let alibaba = draft.profile == Profile::Alibaba;
+    let mut eip_used = check_public_ips(draft, diags);
+    if alibaba {
+        check_values(draft, diags);
+    }
+    check_shape_only_options(draft, diags);
+    if alibaba {
+        check_entry_count(draft, diags);
+    }
+    let entries: Vec<Complete<'_>> = draft.entries.iter().filter_map(complete).collect();
+    for e in &entries {
+        check_ports(e, alibaba, diags);
+        check_addresses(e, &mut eip_used, diags);
+    }
+    if alibaba {
+        check_ip_mappings(&entries, diags);
+    }
+    // Exact duplicates and overlaps, on each side: group by (IP, protocol), sort by first port, sweep.
+    check_side(&entries, diags, Side::External);
+    check_side(&entries, diags, Side::Internal);
+    let ids = check_ids(draft, diags);
+    warn_unused_public_ips(draft, &mut eip_used, diags);
 
-    // The package's EIPs: duplicates are an error; their order is kept for reports.
+    if !diags.errors.is_empty() || draft.broken {
+        return None;
+    }
+    assemble(draft, ids)
+}
+
+/// The package's EIPs: duplicates are an error; their order is kept for reports. Returns each
+/// distinct EIP with whether an entry uses it (none yet).
+fn check_public_ips(draft: &Draft, diags: &mut Diagnostics<'_>) -> HashMap<Ipv4Addr, bool> {
     let mut eip_first: HashMap<Ipv4Addr, &Loc> = HashMap::new();
     let mut eip_used: HashMap<Ipv4Addr, bool> = HashMap::new();
     for ip in &draft.public_ips {
@@ -244,29 +272,31 @@ pub(crate) fn validate(draft: &Draft, diags: &mut Diagnostics<'_>) -> Option<Rul
             eip_used.insert(ip.v, false);
         }
     }
+    eip_used
+}
 
-    if alibaba {
-        check_values(draft, diags);
+/// Shaping's options given in police mode: a warning, as they change nothing.
+fn check_shape_only_options(draft: &Draft, diags: &mut Diagnostics<'_>) {
+    if draft.mode != LimitMode::Police {
+        return;
     }
-
-    if draft.mode == LimitMode::Police {
-        for (what, v) in [
-            ("queue_limit_bytes", &draft.queue_limit_bytes),
-            ("latency_ms", &draft.latency_ms),
-        ] {
-            if let Some(v) = v {
-                diags.warning(
-                    "shape-only-option",
-                    &v.loc,
-                    format!(
-                        "{what} only matters with mode = \"shape\"; it is ignored in police mode"
-                    ),
-                );
-            }
+    for (what, v) in [
+        ("queue_limit_bytes", &draft.queue_limit_bytes),
+        ("latency_ms", &draft.latency_ms),
+    ] {
+        if let Some(v) = v {
+            diags.warning(
+                "shape-only-option",
+                &v.loc,
+                format!("{what} only matters with mode = \"shape\"; it is ignored in police mode"),
+            );
         }
     }
+}
 
-    if alibaba && let Some(e) = draft.entries.get(ALIBABA_MAX_ENTRIES) {
+/// The `alibaba` profile's limit on the number of entries, reported at the first one over it.
+fn check_entry_count(draft: &Draft, diags: &mut Diagnostics<'_>) {
+    if let Some(e) = draft.entries.get(ALIBABA_MAX_ENTRIES) {
         diags.error_with(
             "too-many-entries",
             &e.header,
@@ -278,133 +308,140 @@ pub(crate) fn validate(draft: &Draft, diags: &mut Diagnostics<'_>) -> Option<Rul
             vec!["profile = \"permissive\" in [gateway] lifts the limit".to_string()],
         );
     }
+}
 
-    let entries: Vec<Complete<'_>> = draft.entries.iter().filter_map(complete).collect();
-
-    // Single-entry rules.
-    for e in &entries {
-        let ext_any = e.ext_port == PortSpec::Any;
-        let int_any = e.int_port == PortSpec::Any;
-        if e.proto == Protocol::Any && !(ext_any && int_any) {
-            let loc = if !ext_any {
-                e.loc_ext_port()
-            } else {
-                e.loc_int_port()
-            };
-            diags.error(
-                "any-protocol-port",
-                loc,
-                format!(
-                    "ip_protocol \"any\" maps the whole IP, so both ports must be \"any\" (external_port = \"{}\", internal_port = \"{}\")",
-                    e.ext_port, e.int_port
-                ),
-            );
-        } else if ext_any != int_any {
-            let loc = if ext_any {
-                e.loc_int_port()
-            } else {
-                e.loc_ext_port()
-            };
-            diags.error(
-                "any-port-mismatch",
-                loc,
-                format!(
-                    "\"any\" port on one side only: external_port = \"{}\", internal_port = \"{}\"; both must be \"any\" or neither",
-                    e.ext_port, e.int_port
-                ),
-            );
-        } else if ext_any && e.proto != Protocol::Any && alibaba {
-            diags.error_with(
-                "any-port-needs-any-protocol",
-                e.loc_proto(),
-                format!(
-                    "port \"any\" needs ip_protocol \"any\" (an IP mapping), not \"{}\"",
-                    e.proto
-                ),
-                vec![
-                    "profile = \"permissive\" accepts a tcp/udp entry with both ports \"any\" when it overlaps no other entry".to_string(),
-                ],
-            );
-        }
-        // With an `any` side the rules above already said what is wrong.
-        if !ext_any && !int_any && e.ext_port.len() != e.int_port.len() {
-            diags.error(
-                "range-size-mismatch",
-                e.loc_int_port(),
-                format!(
-                    "external_port {} covers {} but internal_port {} covers {}; ranges map port by port and must be the same size",
-                    e.ext_port,
-                    ports(e.ext_port.len()),
-                    e.int_port,
-                    ports(e.int_port.len())
-                ),
-            );
-        }
-        match eip_used.get_mut(&e.ext_ip) {
-            Some(used) => *used = true,
-            None => diags.error(
-                "external-ip-not-in-package",
-                e.loc_ext_ip(),
-                format!(
-                    "external_ip {} is not one of the bandwidth package's public_ips",
-                    e.ext_ip
-                ),
+/// One entry's ports against its protocol and each other: `any` on both sides or neither,
+/// ranges of the same size.
+fn check_ports(e: &Complete<'_>, alibaba: bool, diags: &mut Diagnostics<'_>) {
+    let ext_any = e.ext_port == PortSpec::Any;
+    let int_any = e.int_port == PortSpec::Any;
+    if e.proto == Protocol::Any && !(ext_any && int_any) {
+        let loc = if !ext_any {
+            e.loc_ext_port()
+        } else {
+            e.loc_int_port()
+        };
+        diags.error(
+            "any-protocol-port",
+            loc,
+            format!(
+                "ip_protocol \"any\" maps the whole IP, so both ports must be \"any\" (external_port = \"{}\", internal_port = \"{}\")",
+                e.ext_port, e.int_port
             ),
-        }
-        if e.ext_ip == e.int_ip {
-            diags.error(
-                "external-equals-internal",
-                e.loc_int_ip(),
-                format!(
-                    "internal_ip {} is the same as external_ip; a DNAT entry must map to a server's private IP",
-                    e.int_ip
-                ),
-            );
-        }
+        );
+    } else if ext_any != int_any {
+        let loc = if ext_any {
+            e.loc_int_port()
+        } else {
+            e.loc_ext_port()
+        };
+        diags.error(
+            "any-port-mismatch",
+            loc,
+            format!(
+                "\"any\" port on one side only: external_port = \"{}\", internal_port = \"{}\"; both must be \"any\" or neither",
+                e.ext_port, e.int_port
+            ),
+        );
+    } else if ext_any && e.proto != Protocol::Any && alibaba {
+        diags.error_with(
+            "any-port-needs-any-protocol",
+            e.loc_proto(),
+            format!(
+                "port \"any\" needs ip_protocol \"any\" (an IP mapping), not \"{}\"",
+                e.proto
+            ),
+            vec![
+                "profile = \"permissive\" accepts a tcp/udp entry with both ports \"any\" when it overlaps no other entry".to_string(),
+            ],
+        );
     }
+    // With an `any` side the rules above already said what is wrong.
+    if !ext_any && !int_any && e.ext_port.len() != e.int_port.len() {
+        diags.error(
+            "range-size-mismatch",
+            e.loc_int_port(),
+            format!(
+                "external_port {} covers {} but internal_port {} covers {}; ranges map port by port and must be the same size",
+                e.ext_port,
+                ports(e.ext_port.len()),
+                e.int_port,
+                ports(e.int_port.len())
+            ),
+        );
+    }
+}
 
-    // An IP mapping owns its external IP under the cloud API: no other entry may use it.
-    // The same goes for its server (internal IP), whose own traffic leaves from that EIP.
+/// One entry's addresses: the external IP is one of the package's (marked used in
+/// `eip_used`), and the internal IP is another address.
+fn check_addresses(
+    e: &Complete<'_>,
+    eip_used: &mut HashMap<Ipv4Addr, bool>,
+    diags: &mut Diagnostics<'_>,
+) {
+    match eip_used.get_mut(&e.ext_ip) {
+        Some(used) => *used = true,
+        None => diags.error(
+            "external-ip-not-in-package",
+            e.loc_ext_ip(),
+            format!(
+                "external_ip {} is not one of the bandwidth package's public_ips",
+                e.ext_ip
+            ),
+        ),
+    }
+    if e.ext_ip == e.int_ip {
+        diags.error(
+            "external-equals-internal",
+            e.loc_int_ip(),
+            format!(
+                "internal_ip {} is the same as external_ip; a DNAT entry must map to a server's private IP",
+                e.int_ip
+            ),
+        );
+    }
+}
+
+/// An IP mapping owns its external IP under the cloud API: no other entry may use it.
+/// The same goes for its server (internal IP), whose own traffic leaves from that EIP.
+fn check_ip_mappings(entries: &[Complete<'_>], diags: &mut Diagnostics<'_>) {
     let mut ext_ip_map: HashMap<Ipv4Addr, &Complete<'_>> = HashMap::new();
     let mut int_ip_map: HashMap<Ipv4Addr, &Complete<'_>> = HashMap::new();
     for e in entries.iter().filter(|e| e.proto == Protocol::Any) {
         ext_ip_map.entry(e.ext_ip).or_insert(e);
         int_ip_map.entry(e.int_ip).or_insert(e);
     }
-    if alibaba {
-        for e in entries.iter().filter(|e| e.proto != Protocol::Any) {
-            if let Some(m) = ext_ip_map.get(&e.ext_ip) {
-                let other = diags.line_of(&m.d.header);
-                diags.error_with(
-                    "ip-mapping-exclusive",
-                    e.loc_ext_ip(),
-                    format!(
-                        "external_ip {} has an IP mapping (ip_protocol \"any\") at {other}, so no other entry may use it",
-                        e.ext_ip
-                    ),
-                    vec!["profile = \"permissive\" allows it; the port mapping then wins".to_string()],
-                );
-            }
-            if let Some(m) = int_ip_map.get(&e.int_ip) {
-                let other = diags.line_of(&m.d.header);
-                diags.error(
-                    "ip-mapping-exclusive",
-                    e.loc_int_ip(),
-                    format!(
-                        "internal_ip {} has an IP mapping (ip_protocol \"any\") at {other}, so no other entry may use it",
-                        e.int_ip
-                    ),
-                );
-            }
+    for e in entries.iter().filter(|e| e.proto != Protocol::Any) {
+        if let Some(m) = ext_ip_map.get(&e.ext_ip) {
+            let other = diags.line_of(&m.d.header);
+            diags.error_with(
+                "ip-mapping-exclusive",
+                e.loc_ext_ip(),
+                format!(
+                    "external_ip {} has an IP mapping (ip_protocol \"any\") at {other}, so no other entry may use it",
+                    e.ext_ip
+                ),
+                vec!["profile = \"permissive\" allows it; the port mapping then wins".to_string()],
+            );
+        }
+        if let Some(m) = int_ip_map.get(&e.int_ip) {
+            let other = diags.line_of(&m.d.header);
+            diags.error(
+                "ip-mapping-exclusive",
+                e.loc_int_ip(),
+                format!(
+                    "internal_ip {} has an IP mapping (ip_protocol \"any\") at {other}, so no other entry may use it",
+                    e.int_ip
+                ),
+            );
         }
     }
+}
 
-    // Exact duplicates and overlaps, on each side: group by (IP, protocol), sort by first port, sweep.
-    check_side(&entries, diags, Side::External);
-    check_side(&entries, diags, Side::Internal);
-
-    // Ids: explicit ones must be unique; derived ones are unique unless the tuple repeats,
-    // which the duplicate check above already reports.
+/// Ids: explicit ones must be unique; derived ones are unique unless the tuple repeats, which
+/// the duplicate check already reports. Returns every entry's id in file order (empty for an
+/// incomplete entry without one).
+fn check_ids(draft: &Draft, diags: &mut Diagnostics<'_>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::with_capacity(draft.entries.len());
     let mut seen: HashMap<String, (&Loc, bool)> = HashMap::new();
     for d in &draft.entries {
@@ -433,7 +470,15 @@ pub(crate) fn validate(draft: &Draft, diags: &mut Diagnostics<'_>) -> Option<Rul
         }
         ids.push(id);
     }
+    ids
+}
 
+/// A package EIP no entry uses is a warning (once, however often it is listed).
+fn warn_unused_public_ips(
+    draft: &Draft,
+    eip_used: &mut HashMap<Ipv4Addr, bool>,
+    diags: &mut Diagnostics<'_>,
+) {
     for ip in &draft.public_ips {
         if eip_used.get(&ip.v) == Some(&false) {
             eip_used.insert(ip.v, true);
@@ -447,12 +492,12 @@ pub(crate) fn validate(draft: &Draft, diags: &mut Diagnostics<'_>) -> Option<Rul
             );
         }
     }
+}
 
-    if !diags.errors.is_empty() || draft.broken {
-        return None;
-    }
+/// The rules of a draft that passed every check, with the entries' ids from [`check_ids`].
+fn assemble(draft: &Draft, ids: Vec<String>) -> Option<Rules> {
     let rate_bps = draft.rate_bps.as_ref()?.v;
-    let mut forward_entries = Vec::with_capacity(entries.len());
+    let mut forward_entries = Vec::with_capacity(draft.entries.len());
     for (d, id) in draft.entries.iter().zip(ids) {
         // Every entry is complete here: an incomplete one was reported as an error.
         let c = complete(d)?;
@@ -469,7 +514,7 @@ pub(crate) fn validate(draft: &Draft, diags: &mut Diagnostics<'_>) -> Option<Rul
     Some(Rules {
         gateway: Gateway {
             name: draft.name.clone().unwrap_or_default(),
-            profile,
+            profile: draft.profile,
             private_ip: draft.private_ip,
         },
         bandwidth_package: BandwidthPackage {
