@@ -616,7 +616,9 @@ impl CaptureReader {
         self.stopped()
     }
 
-    fn cut_short(&mut self, offset: u64, available: u64, needed: u64) -> Option<Found> {
+    /// Ends the input at a record cut off by its end, with a warning unless a stop request
+    /// cut it; always `None`, whatever the caller was to return.
+    fn cut_short<T>(&mut self, offset: u64, available: u64, needed: u64) -> Option<T> {
         self.done = true;
         // A record cut by a stop request is not a defect of the input.
         if self.stopped() {
@@ -688,6 +690,7 @@ impl CaptureReader {
         }))
     }
 
+    /// The next packet of a pcapng file, reading past the blocks that carry none.
     fn next_pcapng(&mut self, stop_before_packet: bool) -> Result<Option<Found>, CaptureError> {
         loop {
             let Kind::PcapNg {
@@ -698,223 +701,297 @@ impl CaptureReader {
             else {
                 return Ok(None);
             };
-            let pos = self.pos;
-            let avail = self.src.fill(pos, 12)?;
-            if avail == 0 {
-                self.done = true;
+            let Some(blk) = self.pcapng_block(byte_order, stop_before_packet)? else {
                 return Ok(None);
-            }
-            let block = self.blocks + 1;
-            let h = self.src.bytes(pos, 12);
-            if h.len() < 8 {
-                return Ok(self.cut_short(pos, avail, 8));
-            }
-            // The section header type is a palindrome, so it reads the same in either order.
-            let block_type = byte_order.u32(arr4(h, 0));
-            let mut bo = byte_order;
-            if block_type == BT_SHB {
-                if h.len() < 12 {
-                    return Err(CaptureError::TruncatedHeader {
-                        what: "pcapng section header block",
-                        offset: pos,
-                        available: avail,
-                        needed: 28,
-                    });
-                }
-                bo = section_byte_order(arr4(h, 8)).map_err(|magic| CaptureError::BadBlock {
-                    block,
-                    block_type,
-                    offset: pos,
-                    problem: BlockProblem::BadByteOrderMagic { magic },
-                })?;
-            }
-            let length = bo.u32(arr4(h, 4));
-            let bad_len = |problem| CaptureError::BadBlockLength {
-                block,
-                block_type,
-                offset: pos,
-                length,
-                problem,
             };
-            if length < 12 {
-                return Err(bad_len(BlockLengthProblem::TooShort));
-            }
-            if length % 4 != 0 {
-                return Err(bad_len(BlockLengthProblem::NotMultipleOf4));
-            }
-            if length > MAX_RECORD_LEN {
-                return Err(bad_len(BlockLengthProblem::TooLarge));
-            }
-            let is_packet = matches!(block_type, BT_EPB | BT_SPB | BT_PB);
-            if is_packet && stop_before_packet {
-                return Ok(None);
-            }
-            let avail = self.src.fill(pos, length as usize)?;
-            if avail < u64::from(length) {
-                // A packet block cut by the end of the file is a capture that was stopped
-                // mid-write; anything else running past the end is corruption.
-                if is_packet {
-                    return Ok(self.cut_short(pos, avail, u64::from(length)));
-                }
-                return Err(bad_len(BlockLengthProblem::PastEndOfFile {
-                    available: avail,
-                }));
-            }
-            let b = self.src.bytes(pos, length as usize);
-            let trailer = bo.u32(arr4(b, b.len().saturating_sub(4)));
-            if trailer != length {
-                return Err(bad_len(BlockLengthProblem::TrailerMismatch { trailer }));
-            }
-            let min_len = match block_type {
-                BT_SHB => 28,
-                BT_IDB => 20,
-                BT_EPB | BT_PB => 32,
-                BT_SPB => 16,
-                _ => 12,
-            };
-            if length < min_len {
-                return Err(bad_len(BlockLengthProblem::TooShortForType {
-                    minimum: min_len,
-                }));
-            }
-            let bad = |problem| CaptureError::BadBlock {
-                block,
-                block_type,
-                offset: pos,
-                problem,
-            };
-            self.blocks = block;
-            self.pos = pos + u64::from(length);
-            let section_ifaces = (self.interfaces.len() as u32).saturating_sub(section_base);
-            match block_type {
-                BT_SHB => {
-                    let major = bo.u16(arr2(b, 12));
-                    let minor = bo.u16(arr2(b, 14));
-                    if major != 1 {
-                        return Err(bad(BlockProblem::UnsupportedVersion { major, minor }));
-                    }
-                    self.kind = Kind::PcapNg {
-                        byte_order: bo,
-                        sections: sections.saturating_add(1),
-                        section_base: self.interfaces.len() as u32,
-                    };
-                }
-                BT_IDB => {
-                    let link_type = bo.u16(arr2(b, 8));
-                    let snaplen = bo.u32(arr4(b, 12));
-                    let mut ifc = Interface {
-                        link_type,
-                        snaplen,
-                        tsresol: TSRESOL_MICRO,
-                        tsoffset: 0,
-                        section: sections.saturating_sub(1),
-                    };
-                    for opt in Options::new(b, 16, bo) {
-                        let (code, value) = opt.map_err(|(at, code, len)| {
-                            bad(BlockProblem::OptionPastBlock {
-                                option_offset: pos + at as u64,
-                                code,
-                                length: len,
-                            })
-                        })?;
-                        match code {
-                            OPT_IF_TSRESOL if !value.is_empty() => ifc.tsresol = value[0],
-                            OPT_IF_TSOFFSET if value.len() == 8 => {
-                                let v = [
-                                    value[0], value[1], value[2], value[3], value[4], value[5],
-                                    value[6], value[7],
-                                ];
-                                ifc.tsoffset = match bo {
-                                    ByteOrder::Little => i64::from_le_bytes(v),
-                                    ByteOrder::Big => i64::from_be_bytes(v),
-                                };
-                            }
-                            _ => {}
-                        }
-                    }
-                    if !ifc.tsresol_supported() {
-                        return Err(bad(BlockProblem::UnsupportedTsresol {
-                            tsresol: ifc.tsresol,
-                        }));
-                    }
-                    if self.interfaces.len() >= MAX_INTERFACES {
-                        return Err(bad(BlockProblem::TooManyInterfaces {
-                            limit: MAX_INTERFACES as u32,
-                        }));
-                    }
-                    self.interfaces.push(ifc);
-                }
-                BT_EPB | BT_PB => {
-                    let (local, ts_at) = if block_type == BT_EPB {
-                        (bo.u32(arr4(b, 8)), 12)
-                    } else {
-                        (u32::from(bo.u16(arr2(b, 8))), 12)
-                    };
-                    let ts_high = bo.u32(arr4(b, ts_at));
-                    let ts_low = bo.u32(arr4(b, ts_at + 4));
-                    let caplen = bo.u32(arr4(b, 20));
-                    let orig_len = bo.u32(arr4(b, 24));
-                    if local >= section_ifaces {
-                        return Err(bad(BlockProblem::UnknownInterface {
-                            interface: local,
-                            known: section_ifaces,
-                        }));
-                    }
-                    let room = length - 32;
-                    if caplen > room {
-                        return Err(bad(BlockProblem::CaplenPastBlock { caplen, room }));
-                    }
-                    let interface = section_base + local;
-                    // local < section_ifaces, so the index is in the list.
-                    let Some(&ifc) = self.interfaces.get(interface as usize) else {
-                        return Ok(None);
-                    };
-                    self.over_snaplen(pos, caplen, ifc.snaplen, || {
-                        bad(BlockProblem::CaplenOverSnaplen {
-                            caplen,
-                            snaplen: ifc.snaplen,
-                        })
-                    })?;
-                    let units = (u64::from(ts_high) << 32) | u64::from(ts_low);
-                    return Ok(Some(Found {
-                        data_pos: pos + 28,
-                        caplen,
-                        orig_len,
-                        ts_ns: ifc.units_to_ns(units),
-                        interface,
-                        offset: pos,
-                    }));
-                }
-                BT_SPB => {
-                    if section_ifaces == 0 {
-                        return Err(bad(BlockProblem::UnknownInterface {
-                            interface: 0,
-                            known: 0,
-                        }));
-                    }
-                    let orig_len = bo.u32(arr4(b, 8));
-                    // The section has an interface, checked above.
-                    let Some(&ifc) = self.interfaces.get(section_base as usize) else {
-                        return Ok(None);
-                    };
-                    // The captured length is implied: the packet, cut to the snapshot length,
-                    // padded to fill the block.
-                    let mut caplen = orig_len.min(length - 16);
-                    if ifc.snaplen != 0 {
-                        caplen = caplen.min(ifc.snaplen);
-                    }
-                    return Ok(Some(Found {
-                        data_pos: pos + 12,
-                        caplen,
-                        orig_len,
-                        ts_ns: 0,
-                        interface: section_base,
-                        offset: pos,
-                    }));
-                }
+            match blk.block_type {
+                BT_SHB => self.section_header(&blk, sections)?,
+                BT_IDB => self.interface_description(&blk, sections)?,
+                BT_EPB | BT_PB => return self.packet_block(&blk, section_base),
+                BT_SPB => return self.simple_packet_block(&blk, section_base),
                 // Name resolution, statistics, custom and unknown blocks carry no packets.
                 _ => {}
             }
+        }
+    }
+
+    /// Reads the next block's framing (type, length, trailer), checks it and moves past the
+    /// block. `None` at the end of the input, at a cut-off packet block, or in front of a
+    /// packet block with `stop_before_packet`.
+    #[inline]
+    fn pcapng_block(
+        &mut self,
+        byte_order: ByteOrder,
+        stop_before_packet: bool,
+    ) -> Result<Option<Block>, CaptureError> {
+        let pos = self.pos;
+        let avail = self.src.fill(pos, 12)?;
+        if avail == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        let block = self.blocks + 1;
+        let h = self.src.bytes(pos, 12);
+        if h.len() < 8 {
+            return Ok(self.cut_short(pos, avail, 8));
+        }
+        // The section header type is a palindrome, so it reads the same in either order.
+        let block_type = byte_order.u32(arr4(h, 0));
+        let mut bo = byte_order;
+        if block_type == BT_SHB {
+            if h.len() < 12 {
+                return Err(CaptureError::TruncatedHeader {
+                    what: "pcapng section header block",
+                    offset: pos,
+                    available: avail,
+                    needed: 28,
+                });
+            }
+            bo = section_byte_order(arr4(h, 8)).map_err(|magic| CaptureError::BadBlock {
+                block,
+                block_type,
+                offset: pos,
+                problem: BlockProblem::BadByteOrderMagic { magic },
+            })?;
+        }
+        let length = bo.u32(arr4(h, 4));
+        let bad_len = |problem| CaptureError::BadBlockLength {
+            block,
+            block_type,
+            offset: pos,
+            length,
+            problem,
+        };
+        if length < 12 {
+            return Err(bad_len(BlockLengthProblem::TooShort));
+        }
+        if !length.is_multiple_of(4) {
+            return Err(bad_len(BlockLengthProblem::NotMultipleOf4));
+        }
+        if length > MAX_RECORD_LEN {
+            return Err(bad_len(BlockLengthProblem::TooLarge));
+        }
+        let is_packet = matches!(block_type, BT_EPB | BT_SPB | BT_PB);
+        if is_packet && stop_before_packet {
+            return Ok(None);
+        }
+        let avail = self.src.fill(pos, length as usize)?;
+        if avail < u64::from(length) {
+            // A packet block cut by the end of the file is a capture that was stopped
+            // mid-write; anything else running past the end is corruption.
+            if is_packet {
+                return Ok(self.cut_short(pos, avail, u64::from(length)));
+            }
+            return Err(bad_len(BlockLengthProblem::PastEndOfFile {
+                available: avail,
+            }));
+        }
+        let b = self.src.bytes(pos, length as usize);
+        let trailer = bo.u32(arr4(b, b.len().saturating_sub(4)));
+        if trailer != length {
+            return Err(bad_len(BlockLengthProblem::TrailerMismatch { trailer }));
+        }
+        let min_len = match block_type {
+            BT_SHB => 28,
+            BT_IDB => 20,
+            BT_EPB | BT_PB => 32,
+            BT_SPB => 16,
+            _ => 12,
+        };
+        if length < min_len {
+            return Err(bad_len(BlockLengthProblem::TooShortForType {
+                minimum: min_len,
+            }));
+        }
+        self.blocks = block;
+        self.pos = pos + u64::from(length);
+        Ok(Some(Block {
+            number: block,
+            block_type,
+            offset: pos,
+            length,
+            byte_order: bo,
+        }))
+    }
+
+    /// A section header block: a new section, with its own byte order and interfaces.
+    fn section_header(&mut self, blk: &Block, sections: u32) -> Result<(), CaptureError> {
+        let bo = blk.byte_order;
+        let b = self.src.bytes(blk.offset, blk.length as usize);
+        let major = bo.u16(arr2(b, 12));
+        let minor = bo.u16(arr2(b, 14));
+        if major != 1 {
+            return Err(blk.bad(BlockProblem::UnsupportedVersion { major, minor }));
+        }
+        self.kind = Kind::PcapNg {
+            byte_order: bo,
+            sections: sections.saturating_add(1),
+            section_base: self.interfaces.len() as u32,
+        };
+        Ok(())
+    }
+
+    /// An interface description block: the next interface of the current section.
+    fn interface_description(&mut self, blk: &Block, sections: u32) -> Result<(), CaptureError> {
+        let bo = blk.byte_order;
+        let b = self.src.bytes(blk.offset, blk.length as usize);
+        let link_type = bo.u16(arr2(b, 8));
+        let snaplen = bo.u32(arr4(b, 12));
+        let mut ifc = Interface {
+            link_type,
+            snaplen,
+            tsresol: TSRESOL_MICRO,
+            tsoffset: 0,
+            section: sections.saturating_sub(1),
+        };
+        for opt in Options::new(b, 16, bo) {
+            let (code, value) = opt.map_err(|(at, code, len)| {
+                blk.bad(BlockProblem::OptionPastBlock {
+                    option_offset: blk.offset + at as u64,
+                    code,
+                    length: len,
+                })
+            })?;
+            match code {
+                OPT_IF_TSRESOL if !value.is_empty() => ifc.tsresol = value[0],
+                OPT_IF_TSOFFSET if value.len() == 8 => {
+                    let v = [
+                        value[0], value[1], value[2], value[3], value[4], value[5], value[6],
+                        value[7],
+                    ];
+                    ifc.tsoffset = match bo {
+                        ByteOrder::Little => i64::from_le_bytes(v),
+                        ByteOrder::Big => i64::from_be_bytes(v),
+                    };
+                }
+                _ => {}
+            }
+        }
+        if !ifc.tsresol_supported() {
+            return Err(blk.bad(BlockProblem::UnsupportedTsresol {
+                tsresol: ifc.tsresol,
+            }));
+        }
+        if self.interfaces.len() >= MAX_INTERFACES {
+            return Err(blk.bad(BlockProblem::TooManyInterfaces {
+                limit: MAX_INTERFACES as u32,
+            }));
+        }
+        self.interfaces.push(ifc);
+        Ok(())
+    }
+
+    /// An enhanced packet block, or the obsolete packet block laid out like it (a 16-bit
+    /// interface id where the enhanced block has 32 bits).
+    #[inline]
+    fn packet_block(
+        &mut self,
+        blk: &Block,
+        section_base: u32,
+    ) -> Result<Option<Found>, CaptureError> {
+        let bo = blk.byte_order;
+        let b = self.src.bytes(blk.offset, blk.length as usize);
+        let (local, ts_at) = if blk.block_type == BT_EPB {
+            (bo.u32(arr4(b, 8)), 12)
+        } else {
+            (u32::from(bo.u16(arr2(b, 8))), 12)
+        };
+        let ts_high = bo.u32(arr4(b, ts_at));
+        let ts_low = bo.u32(arr4(b, ts_at + 4));
+        let caplen = bo.u32(arr4(b, 20));
+        let orig_len = bo.u32(arr4(b, 24));
+        let section_ifaces = (self.interfaces.len() as u32).saturating_sub(section_base);
+        if local >= section_ifaces {
+            return Err(blk.bad(BlockProblem::UnknownInterface {
+                interface: local,
+                known: section_ifaces,
+            }));
+        }
+        let room = blk.length - 32;
+        if caplen > room {
+            return Err(blk.bad(BlockProblem::CaplenPastBlock { caplen, room }));
+        }
+        let interface = section_base + local;
+        // local < section_ifaces, so the index is in the list.
+        let Some(&ifc) = self.interfaces.get(interface as usize) else {
+            return Ok(None);
+        };
+        self.over_snaplen(blk.offset, caplen, ifc.snaplen, || {
+            blk.bad(BlockProblem::CaplenOverSnaplen {
+                caplen,
+                snaplen: ifc.snaplen,
+            })
+        })?;
+        let units = (u64::from(ts_high) << 32) | u64::from(ts_low);
+        Ok(Some(Found {
+            data_pos: blk.offset + 28,
+            caplen,
+            orig_len,
+            ts_ns: ifc.units_to_ns(units),
+            interface,
+            offset: blk.offset,
+        }))
+    }
+
+    /// A simple packet block: the section's first interface, no timestamp, and a captured
+    /// length implied by the block's.
+    #[inline]
+    fn simple_packet_block(
+        &mut self,
+        blk: &Block,
+        section_base: u32,
+    ) -> Result<Option<Found>, CaptureError> {
+        let section_ifaces = (self.interfaces.len() as u32).saturating_sub(section_base);
+        if section_ifaces == 0 {
+            return Err(blk.bad(BlockProblem::UnknownInterface {
+                interface: 0,
+                known: 0,
+            }));
+        }
+        let b = self.src.bytes(blk.offset, blk.length as usize);
+        let orig_len = blk.byte_order.u32(arr4(b, 8));
+        // The section has an interface, checked above.
+        let Some(&ifc) = self.interfaces.get(section_base as usize) else {
+            return Ok(None);
+        };
+        // The captured length is implied: the packet, cut to the snapshot length, padded to
+        // fill the block.
+        let mut caplen = orig_len.min(blk.length - 16);
+        if ifc.snaplen != 0 {
+            caplen = caplen.min(ifc.snaplen);
+        }
+        Ok(Some(Found {
+            data_pos: blk.offset + 12,
+            caplen,
+            orig_len,
+            ts_ns: 0,
+            interface: section_base,
+            offset: blk.offset,
+        }))
+    }
+}
+
+/// A pcapng block whose framing was checked: it lies whole in the input, its length is a
+/// multiple of 4 no shorter than its type needs, and its trailer repeats the length.
+struct Block {
+    /// 1-based block number in the file.
+    number: u64,
+    block_type: u32,
+    /// Where the block starts.
+    offset: u64,
+    length: u32,
+    /// The byte order of its section (its own, for a section header block).
+    byte_order: ByteOrder,
+}
+
+impl Block {
+    /// The error for a block whose contents are wrong.
+    fn bad(&self, problem: BlockProblem) -> CaptureError {
+        CaptureError::BadBlock {
+            block: self.number,
+            block_type: self.block_type,
+            offset: self.offset,
+            problem,
         }
     }
 }
