@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::error::PlotError;
@@ -66,14 +68,31 @@ fn draw_err(path: &Path, e: impl std::fmt::Display) -> PlotError {
     }
 }
 
+/// What every panel shares: where errors point, the time axis and the package's cap.
+struct Frame<'a> {
+    path: &'a Path,
+    origin: u64,
+    interval: u64,
+    cap_mbps: f64,
+    cap_label: String,
+    cap_legend: String,
+}
+
+/// The chart of one panel: seconds across, Mbps up.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
 /// Draw the SVG into a string.
 fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
     let cfg = &stats.config;
-    let origin = stats.origin_ns.unwrap_or(0);
-    let interval = cfg.interval_ns.max(1);
     let cap_label = format!("{} cap", format_mbps(cfg.rate_bps));
-    let cap_legend = format!("{cap_label} (each direction)");
-    let cap_mbps = cfg.rate_bps as f64 / 1e6;
+    let frame = Frame {
+        path,
+        origin: stats.origin_ns.unwrap_or(0),
+        interval: cfg.interval_ns.max(1),
+        cap_mbps: cfg.rate_bps as f64 / 1e6,
+        cap_legend: format!("{cap_label} (each direction)"),
+        cap_label,
+    };
     let mut panels: Vec<(&str, &DirectionStats)> = [
         ("inbound (toward the servers)", &stats.inbound),
         ("outbound (from the servers)", &stats.outbound),
@@ -99,105 +118,122 @@ fn render(stats: &BandwidthStats, path: &Path) -> Result<String, PlotError> {
             .map_err(|e| draw_err(path, e))?;
         let areas = root.split_evenly((panels.len(), 1));
         for (area, (name, d)) in areas.iter().zip(panels) {
-            let offered = steps(d, origin, interval, |r| r.offered_bits);
-            let carried = steps(d, origin, interval, |r| r.carried_bits);
-            let dropped = steps(d, origin, interval, |r| r.dropped_bits);
-            let x_max = offered
-                .iter()
-                .chain(&carried)
-                .map(|p| p.0)
-                .fold(interval as f64 / 1e9, f64::max);
-            let y_top = offered
-                .iter()
-                .chain(&carried)
-                .map(|p| p.1)
-                .fold(if d.limited { cap_mbps } else { 0.0 }, f64::max);
-            // Headroom above the highest line keeps the legend (upper right) off the data.
-            let y_max = if y_top > 0.0 { y_top * 1.5 } else { 1.0 };
-            let caption = if d.limited {
-                name.to_string()
-            } else {
-                format!("{name}: not limited by the package")
-            };
-            let mut chart = ChartBuilder::on(area)
-                .caption(caption, ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(45)
-                .y_label_area_size(70)
-                .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-                .map_err(|e| draw_err(path, e))?;
-            chart
-                .configure_mesh()
-                .x_desc("time since the first packet (s)")
-                .y_desc("rate (Mbps)")
-                .x_label_formatter(&|v| format!("{v:.1}"))
-                .y_label_formatter(&|v| format!("{v:.0}"))
-                .label_style(("sans-serif", 14))
-                .axis_desc_style(("sans-serif", 16))
-                // Faint minor lines: the cap, not the grid, should be the strongest horizontal.
-                .light_line_style(RGBColor(242, 242, 242))
-                .bold_line_style(RGBColor(215, 215, 215))
-                .draw()
-                .map_err(|e| draw_err(path, e))?;
-            // Drawn in this order so that carried (what left the gateway) is never hidden by
-            // dropped, which in police mode at twice the rate runs right along the cap.
-            let series: [Series<'_>; 3] = [
-                ("offered", offered.as_slice(), BLUE.stroke_width(2)),
-                ("dropped", dropped.as_slice(), RED.mix(0.7).stroke_width(1)),
-                (
-                    "carried",
-                    carried.as_slice(),
-                    RGBColor(0, 150, 0).stroke_width(3),
-                ),
-            ];
-            for (label, pts, style) in series {
-                chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), style))
-                    .map_err(|e| draw_err(path, e))?
-                    .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            }
-            if d.limited {
-                // Dashed and on top, so a carried line that sits on the cap shows through it.
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        [(0.0, cap_mbps), (x_max, cap_mbps)],
-                        10,
-                        6,
-                        BLACK.stroke_width(2),
-                    ))
-                    .map_err(|e| draw_err(path, e))?
-                    .label(cap_legend.as_str())
-                    .legend(|(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2))
-                    });
-                // The label sits on a white box just above the line's left end, where no
-                // data line can run through the text.
-                let width = cap_label.chars().count() as i32 * 10 + 10;
-                chart
-                    .draw_series(std::iter::once(
-                        EmptyElement::at((x_max * 0.012, cap_mbps))
-                            + Rectangle::new([(0, -27), (width, -5)], WHITE.mix(0.9).filled())
-                            + Text::new(
-                                cap_label.clone(),
-                                (5, -25),
-                                ("sans-serif", 17).into_font().style(FontStyle::Bold),
-                            ),
-                    ))
-                    .map_err(|e| draw_err(path, e))?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font(("sans-serif", 14))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| draw_err(path, e))?;
+            draw_panel(area, name, d, &frame)?;
         }
         root.present().map_err(|e| draw_err(path, e))?;
     }
     Ok(svg)
+}
+
+/// One direction's panel: its offered, dropped and carried rates, the cap when the package
+/// limits that direction, and the legend.
+fn draw_panel(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    name: &str,
+    d: &DirectionStats,
+    f: &Frame<'_>,
+) -> Result<(), PlotError> {
+    let path = f.path;
+    let offered = steps(d, f.origin, f.interval, |r| r.offered_bits);
+    let carried = steps(d, f.origin, f.interval, |r| r.carried_bits);
+    let dropped = steps(d, f.origin, f.interval, |r| r.dropped_bits);
+    let x_max = offered
+        .iter()
+        .chain(&carried)
+        .map(|p| p.0)
+        .fold(f.interval as f64 / 1e9, f64::max);
+    let y_top = offered
+        .iter()
+        .chain(&carried)
+        .map(|p| p.1)
+        .fold(if d.limited { f.cap_mbps } else { 0.0 }, f64::max);
+    // Headroom above the highest line keeps the legend (upper right) off the data.
+    let y_max = if y_top > 0.0 { y_top * 1.5 } else { 1.0 };
+    let caption = if d.limited {
+        name.to_string()
+    } else {
+        format!("{name}: not limited by the package")
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .map_err(|e| draw_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("time since the first packet (s)")
+        .y_desc("rate (Mbps)")
+        .x_label_formatter(&|v| format!("{v:.1}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        // Faint minor lines: the cap, not the grid, should be the strongest horizontal.
+        .light_line_style(RGBColor(242, 242, 242))
+        .bold_line_style(RGBColor(215, 215, 215))
+        .draw()
+        .map_err(|e| draw_err(path, e))?;
+    // Drawn in this order so that carried (what left the gateway) is never hidden by
+    // dropped, which in police mode at twice the rate runs right along the cap.
+    let series: [Series<'_>; 3] = [
+        ("offered", offered.as_slice(), BLUE.stroke_width(2)),
+        ("dropped", dropped.as_slice(), RED.mix(0.7).stroke_width(1)),
+        (
+            "carried",
+            carried.as_slice(),
+            RGBColor(0, 150, 0).stroke_width(3),
+        ),
+    ];
+    for (label, pts, style) in series {
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), style))
+            .map_err(|e| draw_err(path, e))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    if d.limited {
+        draw_cap(&mut chart, x_max, f)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| draw_err(path, e))
+}
+
+/// The package's cap across a panel, labelled at its left end.
+fn draw_cap(chart: &mut Chart<'_, '_>, x_max: f64, f: &Frame<'_>) -> Result<(), PlotError> {
+    let (path, cap_mbps) = (f.path, f.cap_mbps);
+    // Dashed and on top, so a carried line that sits on the cap shows through it.
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(0.0, cap_mbps), (x_max, cap_mbps)],
+            10,
+            6,
+            BLACK.stroke_width(2),
+        ))
+        .map_err(|e| draw_err(path, e))?
+        .label(f.cap_legend.as_str())
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+    // The label sits on a white box just above the line's left end, where no data line can
+    // run through the text.
+    let width = f.cap_label.chars().count() as i32 * 10 + 10;
+    chart
+        .draw_series(std::iter::once(
+            EmptyElement::at((x_max * 0.012, cap_mbps))
+                + Rectangle::new([(0, -27), (width, -5)], WHITE.mix(0.9).filled())
+                + Text::new(
+                    f.cap_label.clone(),
+                    (5, -25),
+                    ("sans-serif", 17).into_font().style(FontStyle::Bold),
+                ),
+        ))
+        .map_err(|e| draw_err(path, e))?;
+    Ok(())
 }
 
 /// The same plot as [`write_svg`], as SVG text (for embedding in the HTML report); `name`
