@@ -30,73 +30,109 @@ pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError>
         profile: Profile::Alibaba,
         ..Draft::default()
     };
-    let (mut saw_entries, mut saw_package, mut gateway_from) = (false, false, None::<Loc>);
-
+    let mut seen = Seen::default();
     for (file, text) in inputs {
-        let root: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                diags.error(
-                    "json-syntax",
-                    &json_loc(file, "$"),
-                    format!(
-                        "JSON syntax error at line {}, column {}: {e}",
-                        e.line(),
-                        e.column()
-                    ),
-                );
-                continue;
-            }
-        };
-        let mut known = false;
-        if let Some(v) = root.get("ForwardTableEntries") {
-            known = true;
-            saw_entries = true;
-            read_entries(file, v, &mut draft, &mut diags);
+        read_response(file, text, &mut seen, &mut draft, &mut diags);
+    }
+    check_required(&seen, &mut draft, &mut diags);
+    sort_table_order(&mut draft);
+
+    let rules = validate(&draft, &mut diags);
+    diags.sort();
+    match rules {
+        Some(r) if diags.errors.is_empty() => Ok(r),
+        _ => Err(RulesError::Invalid {
+            file: all.clone(),
+            errors: diags.errors,
+            warnings: diags.warnings,
+        }),
+    }
+}
+
+/// Which responses the inputs read so far held.
+#[derive(Default)]
+struct Seen {
+    entries: bool,
+    package: bool,
+    /// Where the `DescribeNatGateways` response was, once there was one.
+    gateway_from: Option<Loc>,
+}
+
+/// Reads one input into the draft, by the response its top-level key names.
+fn read_response(
+    file: &str,
+    text: &str,
+    seen: &mut Seen,
+    draft: &mut Draft,
+    diags: &mut Diagnostics<'_>,
+) {
+    let root: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            diags.error(
+                "json-syntax",
+                &json_loc(file, "$"),
+                format!(
+                    "JSON syntax error at line {}, column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            );
+            return;
         }
-        if let Some(v) = root.get("BandwidthPackages") {
-            known = true;
-            if saw_package {
-                diags.error(
-                    "json-shape",
-                    &json_loc(file, "BandwidthPackages"),
-                    "a second DescribeBandwidthPackages response; the gateway must have exactly one package",
-                );
-            } else {
-                saw_package = true;
-                read_package(file, v, &mut draft, &mut diags);
-            }
-        }
-        if let Some(v) = root.get("NatGateways") {
-            known = true;
-            if let Some(first) = &gateway_from {
-                let other = diags.line_of(first);
-                diags.error(
-                    "json-shape",
-                    &json_loc(file, "NatGateways"),
-                    format!("a second DescribeNatGateways response (the first is {other})"),
-                );
-            } else {
-                gateway_from = Some(json_loc(file, "NatGateways"));
-                read_gateway(file, v, &mut draft, &mut diags);
-            }
-        }
-        if !known {
+    };
+    let mut known = false;
+    if let Some(v) = root.get("ForwardTableEntries") {
+        known = true;
+        seen.entries = true;
+        read_entries(file, v, draft, diags);
+    }
+    if let Some(v) = root.get("BandwidthPackages") {
+        known = true;
+        if seen.package {
             diags.error(
                 "json-shape",
-                &json_loc(file, "$"),
-                "not a DescribeForwardTableEntries, DescribeBandwidthPackages or DescribeNatGateways response (no ForwardTableEntries, BandwidthPackages or NatGateways key)",
+                &json_loc(file, "BandwidthPackages"),
+                "a second DescribeBandwidthPackages response; the gateway must have exactly one package",
             );
+        } else {
+            seen.package = true;
+            read_package(file, v, draft, diags);
         }
     }
-    if !saw_entries {
+    if let Some(v) = root.get("NatGateways") {
+        known = true;
+        if let Some(first) = &seen.gateway_from {
+            let other = diags.line_of(first);
+            diags.error(
+                "json-shape",
+                &json_loc(file, "NatGateways"),
+                format!("a second DescribeNatGateways response (the first is {other})"),
+            );
+        } else {
+            seen.gateway_from = Some(json_loc(file, "NatGateways"));
+            read_gateway(file, v, draft, diags);
+        }
+    }
+    if !known {
+        diags.error(
+            "json-shape",
+            &json_loc(file, "$"),
+            "not a DescribeForwardTableEntries, DescribeBandwidthPackages or DescribeNatGateways response (no ForwardTableEntries, BandwidthPackages or NatGateways key)",
+        );
+    }
+}
+
+/// The responses every import needs: the forward table and the bandwidth package.
+fn check_required(seen: &Seen, draft: &mut Draft, diags: &mut Diagnostics<'_>) {
+    if !seen.entries {
         diags.error(
             "json-missing",
             &Loc::None,
             "no DescribeForwardTableEntries response among the inputs",
         );
     }
-    if !saw_package {
+    if !seen.package {
         draft.broken = true;
         diags.error(
             "json-missing",
@@ -104,8 +140,11 @@ pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError>
             "no DescribeBandwidthPackages response among the inputs (it gives the bandwidth and the EIPs)",
         );
     }
+}
 
-    // Table order (see the module doc); the sort is stable, so ties keep the API's order.
+/// Puts the entries in table order (see the module doc); the sort is stable, so ties keep the
+/// API's order.
+fn sort_table_order(draft: &mut Draft) {
     let rank = |e: &DraftEntry| {
         let ip = e.external_ip.as_ref().map(|l| l.v);
         let idx = draft
@@ -129,17 +168,6 @@ pub fn import_api_json(inputs: &[(String, String)]) -> Result<Rules, RulesError>
     let mut entries = std::mem::take(&mut draft.entries);
     entries.sort_by_cached_key(rank);
     draft.entries = entries;
-
-    let rules = validate(&draft, &mut diags);
-    diags.sort();
-    match rules {
-        Some(r) if diags.errors.is_empty() => Ok(r),
-        _ => Err(RulesError::Invalid {
-            file: all.clone(),
-            errors: diags.errors,
-            warnings: diags.warnings,
-        }),
-    }
 }
 
 fn json_loc(file: &str, path: &str) -> Loc {
