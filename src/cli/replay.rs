@@ -7,13 +7,17 @@ use super::table::{ENTRY_HEADER, entry_cells, render};
 use super::{RulesArg, usage};
 use anyhow::Context;
 use clap::builder::RangedU64ValueParser;
-use dnatsim::bandwidth::LimiterConfig;
+use dnatsim::bandwidth::{BandwidthStats, LimiterConfig};
 use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig};
-use dnatsim::nat::{Config, DEFAULT_MAX_FLOWS, ForeignPolicy, ForwardTable, MAX_FLOWS, Outcome};
+use dnatsim::nat::{
+    Config, DEFAULT_MAX_FLOWS, FlowStats, ForeignPolicy, ForwardTable, MAX_FLOWS, Outcome,
+};
 use dnatsim::pipeline::{Observer, ReplayOptions, ReplayResult, replay};
-use dnatsim::report::{DropReason, Report, trace};
+use dnatsim::report::{Counters, DropReason, Report, trace};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// What to do with traffic that concerns no EIP and no mapped server.
@@ -218,70 +222,19 @@ fn writer_config(args: &Args, reader: &CaptureReader) -> anyhow::Result<WriterCo
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let files = Files::new()
-        .input("the capture", &args.input)
-        .input("--rules", &args.rules.rules)
-        .output("-o", args.output.as_deref())
-        .output("--report", args.report.as_deref())
-        .output("--plot", args.plot.as_deref())
-        .output("--html", args.html.as_deref());
-    files.check()?;
-    if args.output.as_deref().is_some_and(paths::is_std) {
-        super::require_stdout("-o - writes the capture")?;
-    }
-    if args.report.as_deref().is_some_and(paths::is_std) {
-        super::require_stdout("--report - writes the report")?;
-    }
-    let human_to_stdout = !files.writes_stdout();
-    if human_to_stdout && (!args.quiet || args.trace.is_some()) {
-        super::require_stdout("the summary")?;
-    }
+    let human_to_stdout = check_files(&args)?;
     let (rules, rule_warnings) = super::load_rules(&args.rules.rules, args.quiet)?;
     let table = ForwardTable::new(&rules.forward_entries, &rules.bandwidth_package.public_ips);
     let interrupt = Interrupt::install()?;
-    let mut reader = match CaptureReader::open_stoppable(&args.input, interrupt.flag()) {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(sig) = interrupt.received() {
-                super::error(&format!(
-                    "{}: {} arrived before the capture's header; nothing was written",
-                    input_name(&args),
-                    interrupt::name(sig)
-                ));
-                return Ok(interrupt::exit_code(sig));
-            }
-            return Err(anyhow::Error::new(e).context(input_name(&args)));
-        }
+    let mut reader = match open_input(&args, &interrupt)? {
+        ControlFlow::Continue(r) => r,
+        ControlFlow::Break(code) => return Ok(code),
     };
-    // Wireshark reads records longer than the header's snap length; so do we, with a warning.
-    reader.set_lenient_snaplen(true);
     let mut writer = match &args.output {
         Some(out) => Some(CaptureWriter::create(out, &writer_config(&args, &reader)?)?),
         None => None,
     };
-    let options = ReplayOptions {
-        translator: Config {
-            keep_ttl: args.keep_ttl,
-            foreign: match args.foreign {
-                Foreign::Pass => ForeignPolicy::Pass,
-                Foreign::Drop => ForeignPolicy::Drop,
-            },
-            max_flows: args.max_flows,
-        },
-        annotate: args.annotate,
-        threads: args
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        bandwidth: if args.no_bandwidth {
-            None
-        } else {
-            // The value parser bounds the interval so that this product fits.
-            Some(LimiterConfig::resolve(
-                &rules.bandwidth_package,
-                args.interval * 1_000_000,
-            )?)
-        },
-    };
+    let options = replay_options(&args, &rules)?;
     let mut human = if human_to_stdout {
         Human::Stdout(std::io::stdout().lock())
     } else {
@@ -323,32 +276,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             super::warning(&format!("{}: {w}", input_name(&args)));
         }
     }
-    // The report names its input, so the capture's warnings need no prefix there.
-    let mut warnings = rule_warnings;
-    warnings.extend(result.warnings.iter().cloned());
-    let mut report = Report::new(
-        input_name(&args),
-        args.rules.rules.display().to_string(),
-        &result.counters,
+    let report = write_reports(
+        &args,
+        &result,
         &table,
-        &rules.bandwidth_package.public_ips,
-        result.flows,
-        warnings,
-    );
-    if let Some(bw) = &result.bandwidth {
-        report.bandwidth = Some(serde_json::to_value(bw)?);
-        if let Some(plot) = &args.plot {
-            dnatsim::bandwidth::write_svg(bw, plot)?;
-        }
-    }
-    if let (Some(path), Some(rows)) = (&args.html, &observer.rows) {
-        let page =
-            dnatsim::report::html::replay_html(&report, &table, result.bandwidth.as_ref(), rows);
-        super::write_text_output(Some(path), &page)?;
-    }
-    if let Some(path) = &args.report {
-        super::write_json_report(path, &report)?;
-    }
+        &rules,
+        rule_warnings,
+        observer.rows.as_ref(),
+    )?;
     if !args.quiet {
         let out = match &args.output {
             Some(o) if paths::is_std(o) => "(standard output)".to_string(),
@@ -372,6 +307,121 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(interrupt::exit_code(sig));
     }
     Ok(0)
+}
+
+/// Checks every file of the run and that standard output is open where something goes there;
+/// returns whether the human-readable lines can go to standard output.
+fn check_files(args: &Args) -> anyhow::Result<bool> {
+    let files = Files::new()
+        .input("the capture", &args.input)
+        .input("--rules", &args.rules.rules)
+        .output("-o", args.output.as_deref())
+        .output("--report", args.report.as_deref())
+        .output("--plot", args.plot.as_deref())
+        .output("--html", args.html.as_deref());
+    files.check()?;
+    if args.output.as_deref().is_some_and(paths::is_std) {
+        super::require_stdout("-o - writes the capture")?;
+    }
+    if args.report.as_deref().is_some_and(paths::is_std) {
+        super::require_stdout("--report - writes the report")?;
+    }
+    let human_to_stdout = !files.writes_stdout();
+    if human_to_stdout && (!args.quiet || args.trace.is_some()) {
+        super::require_stdout("the summary")?;
+    }
+    Ok(human_to_stdout)
+}
+
+/// Opens the capture, leniently about snap lengths; `Break` with the exit status when an
+/// interrupt arrived before its header could be read.
+fn open_input(
+    args: &Args,
+    interrupt: &Interrupt,
+) -> anyhow::Result<ControlFlow<i32, CaptureReader>> {
+    let mut reader = match CaptureReader::open_stoppable(&args.input, interrupt.flag()) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(sig) = interrupt.received() {
+                super::error(&format!(
+                    "{}: {} arrived before the capture's header; nothing was written",
+                    input_name(args),
+                    interrupt::name(sig)
+                ));
+                return Ok(ControlFlow::Break(interrupt::exit_code(sig)));
+            }
+            return Err(anyhow::Error::new(e).context(input_name(args)));
+        }
+    };
+    // Wireshark reads records longer than the header's snap length; so do we, with a warning.
+    reader.set_lenient_snaplen(true);
+    Ok(ControlFlow::Continue(reader))
+}
+
+/// The pipeline's options from the command line and the rules' bandwidth package.
+fn replay_options(args: &Args, rules: &dnatsim::rules::Rules) -> anyhow::Result<ReplayOptions> {
+    Ok(ReplayOptions {
+        translator: Config {
+            keep_ttl: args.keep_ttl,
+            foreign: match args.foreign {
+                Foreign::Pass => ForeignPolicy::Pass,
+                Foreign::Drop => ForeignPolicy::Drop,
+            },
+            max_flows: args.max_flows,
+        },
+        annotate: args.annotate,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        bandwidth: if args.no_bandwidth {
+            None
+        } else {
+            // The value parser bounds the interval so that this product fits.
+            Some(LimiterConfig::resolve(
+                &rules.bandwidth_package,
+                args.interval * 1_000_000,
+            )?)
+        },
+    })
+}
+
+/// Builds the run's report and writes the files made from it: the plot, the HTML page and the
+/// JSON report, each when asked for.
+fn write_reports(
+    args: &Args,
+    result: &ReplayResult,
+    table: &ForwardTable,
+    rules: &dnatsim::rules::Rules,
+    rule_warnings: Vec<String>,
+    rows: Option<&dnatsim::report::html::PacketRows<'_>>,
+) -> anyhow::Result<Report> {
+    // The report names its input, so the capture's warnings need no prefix there.
+    let mut warnings = rule_warnings;
+    warnings.extend(result.warnings.iter().cloned());
+    let mut report = Report::new(
+        input_name(args),
+        args.rules.rules.display().to_string(),
+        &result.counters,
+        table,
+        &rules.bandwidth_package.public_ips,
+        result.flows,
+        warnings,
+    );
+    if let Some(bw) = &result.bandwidth {
+        report.bandwidth = Some(serde_json::to_value(bw)?);
+        if let Some(plot) = &args.plot {
+            dnatsim::bandwidth::write_svg(bw, plot)?;
+        }
+    }
+    if let (Some(path), Some(rows)) = (&args.html, rows) {
+        let page =
+            dnatsim::report::html::replay_html(&report, table, result.bandwidth.as_ref(), rows);
+        super::write_text_output(Some(path), &page)?;
+    }
+    if let Some(path) = &args.report {
+        super::write_json_report(path, &report)?;
+    }
+    Ok(report)
 }
 
 /// The input as messages and the report name it.
@@ -440,10 +490,22 @@ pub(super) fn summary(
     report: &Report,
     rules: &dnatsim::rules::Rules,
 ) -> String {
-    use std::fmt::Write as _;
     let c = &result.counters;
     let mut s = String::new();
     let _ = writeln!(s, "{title}");
+    packet_lines(&mut s, c, report);
+    flow_lines(&mut s, &result.flows, max_flows);
+    notes(&mut s, c);
+    if let Some(bw) = &result.bandwidth {
+        bandwidth_lines(&mut s, bw);
+    }
+    let _ = writeln!(s);
+    s.push_str(&entry_table(c, rules));
+    s
+}
+
+/// Packets in and out, and what happened to them: translated, passed, dropped by reason.
+fn packet_lines(s: &mut String, c: &Counters, report: &Report) {
     let _ = writeln!(
         s,
         "packets in   {:>12}  ({} bytes)",
@@ -471,7 +533,10 @@ pub(super) fn summary(
             let _ = writeln!(s, "  {:<20} {:>12}", r.as_str(), n(c.dropped(r)));
         }
     }
-    let f = &result.flows;
+}
+
+/// The flow table's figures, and a note when it was full.
+fn flow_lines(s: &mut String, f: &FlowStats, max_flows: usize) {
     let _ = writeln!(
         s,
         "flows: {} created, {} expired, {} evicted (at most {} at once)",
@@ -488,6 +553,10 @@ pub(super) fn summary(
             n(max_flows as u64)
         );
     }
+}
+
+/// Notes on packets translated as they came although something about them was off.
+fn notes(s: &mut String, c: &Counters) {
     if c.bad_l4_checksum_in > 0 {
         let _ = writeln!(
             s,
@@ -520,60 +589,64 @@ pub(super) fn summary(
             )
         );
     }
-    if let Some(bw) = &result.bandwidth {
-        let cfg = &bw.config;
-        let _ = writeln!(
-            s,
-            "bandwidth package: {} {}, burst {} bytes, counting {}",
-            super::check::format_rate(cfg.rate_bps),
-            cfg.mode,
-            n(cfg.burst_bytes),
-            cfg.count
-        );
-        for (name, d) in [("inbound", &bw.inbound), ("outbound", &bw.outbound)] {
-            if !d.limited {
-                let _ = writeln!(s, "  {name:<8} not limited");
-                continue;
-            }
-            let t = &d.totals;
-            // A carried peak above the rate is the bucket's burst passing at once, not a leak.
-            let burst = if t.peak_carried_bps > cfg.rate_bps {
-                format!(" (burst {} bytes)", n(cfg.burst_bytes))
-            } else {
-                String::new()
-            };
-            let packet_share = if t.offered_packets == 0 {
-                0.0
-            } else {
-                t.dropped_packets as f64 * 100.0 / t.offered_packets as f64
-            };
-            let mut line = format!(
-                "  {name:<8} peak offered {}, peak carried {}{burst}, dropped {:.2}% of bits ({} packets, {})",
-                super::check::format_rate(t.peak_offered_bps),
-                super::check::format_rate(t.peak_carried_bps),
-                t.drop_share * 100.0,
-                n(t.dropped_packets),
-                percent(packet_share),
-            );
-            if let Some(w) = t.worst_queue_delay_ns {
-                line.push_str(&format!(", worst queue delay {:.3} ms", w as f64 / 1e6));
-            }
-            let _ = writeln!(s, "{line}");
+}
+
+/// The bandwidth package's settings and, per direction, its peaks and drops.
+fn bandwidth_lines(s: &mut String, bw: &BandwidthStats) {
+    let cfg = &bw.config;
+    let _ = writeln!(
+        s,
+        "bandwidth package: {} {}, burst {} bytes, counting {}",
+        super::check::format_rate(cfg.rate_bps),
+        cfg.mode,
+        n(cfg.burst_bytes),
+        cfg.count
+    );
+    for (name, d) in [("inbound", &bw.inbound), ("outbound", &bw.outbound)] {
+        if !d.limited {
+            let _ = writeln!(s, "  {name:<8} not limited");
+            continue;
         }
+        let t = &d.totals;
+        // A carried peak above the rate is the bucket's burst passing at once, not a leak.
+        let burst = if t.peak_carried_bps > cfg.rate_bps {
+            format!(" (burst {} bytes)", n(cfg.burst_bytes))
+        } else {
+            String::new()
+        };
+        let packet_share = if t.offered_packets == 0 {
+            0.0
+        } else {
+            t.dropped_packets as f64 * 100.0 / t.offered_packets as f64
+        };
+        let mut line = format!(
+            "  {name:<8} peak offered {}, peak carried {}{burst}, dropped {:.2}% of bits ({} packets, {})",
+            super::check::format_rate(t.peak_offered_bps),
+            super::check::format_rate(t.peak_carried_bps),
+            t.drop_share * 100.0,
+            n(t.dropped_packets),
+            percent(packet_share),
+        );
+        if let Some(w) = t.worst_queue_delay_ns {
+            line.push_str(&format!(", worst queue delay {:.3} ms", w as f64 / 1e6));
+        }
+        let _ = writeln!(s, "{line}");
     }
-    let _ = writeln!(s);
+}
+
+/// The forward entries in table order, each with its packets, bytes and flows.
+fn entry_table(c: &Counters, rules: &dnatsim::rules::Rules) -> String {
     let mut header: Vec<&str> = ENTRY_HEADER.to_vec();
     header.extend(["Packets", "Bytes", "Flows"]);
-    let order = rules.table_order();
-    let rows: Vec<Vec<String>> = order
-        .iter()
-        .map(|&(idx, e)| {
+    let rows: Vec<Vec<String>> = rules
+        .table_order()
+        .into_iter()
+        .map(|(idx, e)| {
             let counts = c.entries.get(idx).copied().unwrap_or_default();
             let mut row = entry_cells(e);
             row.extend([n(counts.packets), n(counts.bytes), n(counts.flows)]);
             row
         })
         .collect();
-    s.push_str(&render(&header, &rows, &[6, 7, 8]));
-    s
+    render(&header, &rows, &[6, 7, 8])
 }
