@@ -4,6 +4,9 @@
 #   scripts/bench-vs-tcprewrite.sh [PACKETS] [RUNS]      (defaults: 1000000 packets, 9 runs)
 #   TCPREWRITE=/path/to/tcprewrite scripts/bench-vs-tcprewrite.sh ...   (default: tcprewrite from PATH)
 #   TMPDIR=/dev/shm scripts/bench-vs-tcprewrite.sh ...   (input and outputs in memory)
+#   BEFORE=/path/to/older/dnatsim scripts/bench-vs-tcprewrite.sh ...   (adds that build's
+#                                  equal-work rows, run in the same rounds, for a before/after)
+#   FLOWS=0 scripts/bench-vs-tcprewrite.sh ...   (leaves out the many-flows table)
 #
 # The headline is equal work: cp, dnatsim with --no-bandwidth (every packet translated and
 # written, so its output is as large as cp's and tcprewrite's) and tcprewrite. dnatsim with the
@@ -15,6 +18,10 @@
 # back dirty pages: an existing output made dnatsim's system time swing (its temp file and the
 # file it replaces coexist, so the kernel touches fresh pages; cp overwrites in place), and one
 # tool's dirty pages must not throttle the next.
+#
+# The capture has 1,024 flows (gen's default). A second table repeats equal work on the same
+# number of packets spread over 1,000,000 flows (`gen --flows 1000000`), where the flow table
+# outgrows every cache (README, "Many flows").
 #
 # Needs tcprewrite (Debian package tcpreplay); without it the tcprewrite row is skipped. The
 # header names the tcprewrite binary and version that ran; a TCPREWRITE that is set but not
@@ -33,6 +40,16 @@ in="$work/imix.pcap"
 mix=$("$bin" gen --rules "$rules" -o "$in" --mix imix --packets "$packets" --rate-mbps 1000 --seed 1 2>&1 |
     sed -n '/packets, .* IP bytes/,$p')
 size=$(stat -c %s "$in")
+many_flows=${FLOWS:-1000000}
+in_many="$work/imix-many.pcap"
+if [ "$many_flows" != 0 ]; then
+    "$bin" gen --rules "$rules" -o "$in_many" --mix imix --packets "$packets" --rate-mbps 1000 \
+        --seed 1 --flows "$many_flows" -q
+fi
+before=${BEFORE:-}
+if [ -n "$before" ] && ! [ -x "$before" ]; then
+    echo "BEFORE=$before is not an executable" >&2; exit 1
+fi
 
 # tcprewrite's closest equivalent of the seed table: rewrite each EIP's destination to its
 # server (it has no notion of per-port entries or replies), fix checksums.
@@ -64,17 +81,27 @@ run() { # name output command...
 }
 
 tools=(cp dnatsim_eq dnatsim_eq_t1)
+[ -n "$before" ] && tools+=(before_eq before_eq_t1)
 [ "$have_tcprewrite" = 1 ] && tools+=(tcprewrite)
 tools+=(dnatsim_policed)
+if [ "$many_flows" != 0 ]; then
+    tools+=(many_cp many_dnatsim_eq many_dnatsim_eq_t1)
+    [ -n "$before" ] && tools+=(many_before_eq)
+    [ "$have_tcprewrite" = 1 ] && tools+=(many_tcprewrite)
+fi
 for round in $(seq 0 "$runs"); do
     for tool in "${tools[@]}"; do
         out="$work/out.$tool"
-        case $tool in
-            cp) cmd=(cp "$in" "$out") ;;
-            dnatsim_eq) cmd=("$bin" replay "$in" --rules "$rules" --no-bandwidth -o "$out" -q) ;;
-            dnatsim_eq_t1) cmd=("$bin" replay "$in" --rules "$rules" --no-bandwidth -o "$out" -q --threads 1) ;;
-            tcprewrite) cmd=("$tcprewrite_path" --infile="$in" --outfile="$out" --dstipmap="$dstmap" --portmap=80:80,443:443,22:22 --fixcsum) ;;
-            dnatsim_policed) cmd=("$bin" replay "$in" --rules "$rules" -o "$out" -q) ;;
+        src=$in
+        case $tool in many_*) src=$in_many ;; esac
+        case ${tool#many_} in
+            cp) cmd=(cp "$src" "$out") ;;
+            dnatsim_eq) cmd=("$bin" replay "$src" --rules "$rules" --no-bandwidth -o "$out" -q) ;;
+            dnatsim_eq_t1) cmd=("$bin" replay "$src" --rules "$rules" --no-bandwidth -o "$out" -q --threads 1) ;;
+            before_eq) cmd=("$before" replay "$src" --rules "$rules" --no-bandwidth -o "$out" -q) ;;
+            before_eq_t1) cmd=("$before" replay "$src" --rules "$rules" --no-bandwidth -o "$out" -q --threads 1) ;;
+            tcprewrite) cmd=("$tcprewrite_path" --infile="$src" --outfile="$out" --dstipmap="$dstmap" --portmap=80:80,443:443,22:22 --fixcsum) ;;
+            dnatsim_policed) cmd=("$bin" replay "$src" --rules "$rules" -o "$out" -q) ;;
         esac
         if [ "$round" = 0 ]; then rm -f "$out"; "${cmd[@]}" >/dev/null 2>&1; else run "$tool" "$out" "${cmd[@]}"; fi
     done
@@ -103,16 +130,37 @@ echo "equal work                           wall s, median (min-max)   user s    
 row cp "cp"
 row dnatsim_eq "dnatsim --no-bandwidth"
 row dnatsim_eq_t1 "dnatsim --no-bandwidth --threads 1"
+if [ -n "$before" ]; then
+    row before_eq "before: dnatsim --no-bandwidth"
+    row before_eq_t1 "before: ... --threads 1"
+fi
 [ "$have_tcprewrite" = 1 ] && row tcprewrite "tcprewrite"
 echo
 echo "with the bandwidth package (polices: less output)"
 row dnatsim_policed "dnatsim (seed rules)"
+if [ "$many_flows" != 0 ]; then
+    echo
+    echo "equal work, the same packets over $many_flows flows"
+    row many_cp "cp"
+    row many_dnatsim_eq "dnatsim --no-bandwidth"
+    row many_dnatsim_eq_t1 "dnatsim --no-bandwidth --threads 1"
+    [ -n "$before" ] && row many_before_eq "before: dnatsim --no-bandwidth"
+    [ "$have_tcprewrite" = 1 ] && row many_tcprewrite "tcprewrite"
+fi
 echo
 ratio() { echo "$1 / $2" | bc -l; }
 printf 'dnatsim --no-bandwidth / cp, median:     %5.2fx\n' "$(ratio "${med[dnatsim_eq]}" "${med[cp]}")"
 printf 'dnatsim --no-bandwidth, max / min:       %5.2fx\n' "$(ratio "${hi[dnatsim_eq]}" "${lo[dnatsim_eq]}")"
 printf 'cp, max / min:                           %5.2fx\n' "$(ratio "${hi[cp]}" "${lo[cp]}")"
 printf 'dnatsim --threads 1 / default, median:   %5.2fx\n' "$(ratio "${med[dnatsim_eq_t1]}" "${med[dnatsim_eq]}")"
+if [ -n "$before" ]; then
+    printf 'before / cp, median:                     %5.2fx\n' "$(ratio "${med[before_eq]}" "${med[cp]}")"
+    printf 'before, max / min:                       %5.2fx\n' "$(ratio "${hi[before_eq]}" "${lo[before_eq]}")"
+fi
+if [ "$many_flows" != 0 ]; then
+    printf 'many flows / 1,024 flows, dnatsim median: %5.2fx\n' "$(ratio "${med[many_dnatsim_eq]}" "${med[dnatsim_eq]}")"
+    printf 'many flows, dnatsim / cp, median:        %5.2fx\n' "$(ratio "${med[many_dnatsim_eq]}" "${med[many_cp]}")"
+fi
 if [ "$have_tcprewrite" = 1 ]; then
     printf 'tcprewrite / cp, median:                 %5.2fx\n' "$(ratio "${med[tcprewrite]}" "${med[cp]}")"
     printf 'tcprewrite / dnatsim --no-bandwidth:     %5.2fx\n' "$(ratio "${med[tcprewrite]}" "${med[dnatsim_eq]}")"

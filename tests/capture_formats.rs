@@ -1149,3 +1149,61 @@ fn write_behind_reports_a_failed_write() {
         "{e}"
     );
 }
+
+/// `peek_ahead` (the prefetch hint) names exactly the frame `next_packet` hands out that many
+/// packets later, in both byte orders, and nothing past the end, on a cut-off last record or
+/// for a stream.
+#[test]
+fn peek_ahead_finds_the_packet_that_many_records_on() {
+    for le in [true, false] {
+        let frames: Vec<Vec<u8>> = (0..40).map(|i| frame(20 + (i * 7) % 90, i as u8)).collect();
+        let recs: Vec<Rec> = frames
+            .iter()
+            .map(|f| Rec {
+                sec: 1,
+                frac: 2,
+                data: f,
+                orig: f.len() as u32,
+            })
+            .collect();
+        let mut bytes = pcap_file(le, false, 65535, 1, &recs);
+        let full = bytes.len();
+        // A last record cut short: announced but not there.
+        pcap_record(
+            &mut bytes,
+            le,
+            &Rec {
+                sec: 1,
+                frac: 2,
+                data: &[7; 30],
+                orig: 30,
+            },
+        );
+        bytes.truncate(full + 16 + 10);
+        let mut r = CaptureReader::from_bytes(bytes.clone()).unwrap();
+        assert!(r.in_memory());
+        for distance in [0u64, 1, 5] {
+            let mut r = CaptureReader::from_bytes(bytes.clone()).unwrap();
+            for next in 0..frames.len() {
+                let want = frames
+                    .get(next + distance as usize)
+                    .map(|f| (f.clone(), 1u16));
+                let got = r.peek_ahead(distance).map(|(f, l)| (f.to_vec(), l));
+                assert_eq!(got, want, "le {le}, packet {next}, distance {distance}");
+                assert_eq!(r.next_packet().unwrap().unwrap().data, &frames[next][..]);
+            }
+        }
+        // Jumping ahead in several steps and back gives the same answers.
+        assert_eq!(
+            r.peek_ahead(16).map(|(f, _)| f.to_vec()),
+            Some(frames[16].clone())
+        );
+        assert_eq!(
+            r.peek_ahead(3).map(|(f, _)| f.to_vec()),
+            Some(frames[3].clone())
+        );
+        let mut stream = CaptureReader::from_reader(Box::new(std::io::Cursor::new(bytes))).unwrap();
+        assert!(!stream.in_memory());
+        assert_eq!(stream.peek_ahead(1), None);
+    }
+}

@@ -110,6 +110,16 @@ impl Source {
         }
     }
 
+    /// The whole input when it is in memory (mapped or owned), `None` for a stream.
+    #[inline]
+    fn whole(&self) -> Option<&[u8]> {
+        match self {
+            Source::Mapped(m, _) => Some(m),
+            Source::Owned(v) => Some(v),
+            Source::Stream(_) => None,
+        }
+    }
+
     /// Up to `n` bytes from `pos`; shorter (possibly empty) past the available bytes.
     fn bytes(&self, pos: u64, n: usize) -> &[u8] {
         let (all, base): (&[u8], u64) = match self {
@@ -282,6 +292,9 @@ pub struct CaptureReader {
     records: u64,
     /// Set from elsewhere (a signal) to end the input after the current packet.
     stop: Option<Arc<AtomicBool>>,
+    /// A second cursor for [`CaptureReader::peek_ahead`]: the offset of a pcap record and
+    /// the number of records before it (so it is stale once `records` passes that).
+    ahead: Option<(u64, u64)>,
     /// pcapng blocks consumed so far.
     blocks: u64,
     done: bool,
@@ -394,6 +407,7 @@ impl CaptureReader {
         };
         let mut reader = CaptureReader {
             src: Source::Owned(Vec::new()),
+            ahead: None,
             path: None,
             format: Format::PcapNg {
                 byte_order: ByteOrder::NATIVE,
@@ -547,6 +561,47 @@ impl CaptureReader {
             });
         }
         Ok(())
+    }
+
+    /// Whether the whole input is in memory (a mapped file or bytes), so reading a packet
+    /// copies nothing and [`CaptureReader::peek_ahead`] can look ahead.
+    pub fn in_memory(&self) -> bool {
+        self.src.whole().is_some()
+    }
+
+    /// The frame and link type of the packet `distance` packets after the next one, for
+    /// prefetching: a pcap file in memory only, `None` otherwise or past the end. Called once
+    /// per packet with the same `distance`, it walks one record header per call (a shorter
+    /// distance than the last call's walks again from the next packet). Only a hint:
+    /// the record is not checked as [`CaptureReader::next_packet`] will check it.
+    #[inline]
+    pub fn peek_ahead(&mut self, distance: u64) -> Option<(&[u8], u16)> {
+        let Kind::Pcap { byte_order, .. } = self.kind else {
+            return None;
+        };
+        let whole = self.src.whole()?;
+        let target = self.records + distance;
+        let (mut pos, mut before) = match self.ahead {
+            Some((pos, before)) if (self.records..=target).contains(&before) => (pos, before),
+            _ => (self.pos, self.records),
+        };
+        let record_at = |pos: u64| -> Option<(u64, u64)> {
+            let start = usize::try_from(pos).ok()?;
+            let header = whole.get(start..start.checked_add(PCAP_RECORD_HEADER_LEN)?)?;
+            let caplen = u64::from(byte_order.u32(arr4(header, 8)));
+            Some((pos + PCAP_RECORD_HEADER_LEN as u64, caplen))
+        };
+        while before < target {
+            let (data, caplen) = record_at(pos)?;
+            pos = data + caplen;
+            before += 1;
+        }
+        self.ahead = Some((pos, before));
+        let (data, caplen) = record_at(pos)?;
+        let start = usize::try_from(data).ok()?;
+        let frame = whole.get(start..start.checked_add(usize::try_from(caplen).ok()?)?)?;
+        let link_type = self.interfaces.first().map_or(0, |i| i.link_type);
+        Some((frame, link_type))
     }
 
     /// The next packet, `None` at the end of the file (or after a cut-off last record).

@@ -37,8 +37,9 @@ pub struct ReplayOptions {
     pub annotate: bool,
     /// The bandwidth package to apply after translation, if any.
     pub bandwidth: Option<LimiterConfig>,
-    /// Threads: 0 or 1 does everything on the calling thread; 2 adds a read-ahead thread that
-    /// copies records out of the input while the calling thread translates and writes; N > 2
+    /// Threads: 0 or 1 does everything on the calling thread; 2 adds a thread that makes the
+    /// output's write calls (and, for a streamed input, copies records out of it) while the
+    /// calling thread translates; N > 2
     /// runs a reader thread, N - 2 translation workers, and the calling thread for the
     /// bandwidth package and the writer. Output is byte-identical for every value (see the
     /// `parallel` module for the one documented exception).
@@ -126,7 +127,7 @@ trait Packets {
     /// The frame and link type of the packet `ahead` packets after the next one, if it is
     /// already at hand (for prefetching); `None` where the source cannot look ahead.
     #[inline]
-    fn peek(&self, _ahead: usize) -> Option<(&[u8], u16)> {
+    fn peek(&mut self, _ahead: usize) -> Option<(&[u8], u16)> {
         None
     }
 }
@@ -147,6 +148,11 @@ impl Packets for CaptureReader {
             .iter()
             .map(|w| w.to_string())
             .collect()
+    }
+
+    #[inline]
+    fn peek(&mut self, ahead: usize) -> Option<(&[u8], u16)> {
+        self.peek_ahead(ahead as u64)
     }
 }
 
