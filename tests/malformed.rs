@@ -10,9 +10,8 @@ mod common;
 
 use common::*;
 use dnatsim::capture::CaptureReader;
-use dnatsim::nat::{MatchKind, Outcome, Verdict};
+use dnatsim::nat::{DropReason, MatchKind, Outcome, Verdict};
 use dnatsim::pipeline::{Observer, ReplayOptions, ReplayResult, replay};
-use dnatsim::report::DropReason;
 use dnatsim::wire::Ipv4Error;
 use dnatsim::wire::checksum;
 use std::path::{Path, PathBuf};

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dnatsim::bandwidth::LimiterConfig;
 use dnatsim::capture::{CaptureError, CaptureReader, CaptureWriter, WriterConfig};
-use dnatsim::nat::{Config, Event, ForwardTable, Outcome, PacketMeta, Translator, Verdict};
+use dnatsim::nat::{
+    Config, DropReason, Event, ForwardTable, Outcome, PacketMeta, Translator, Verdict,
+};
 use dnatsim::pipeline::{Quiet, ReplayOptions, ReplayResult};
-use dnatsim::report::DropReason;
 use dnatsim::rules::{LimitMode, Rules};
 use dnatsim::wire::checksum;
 use dnatsim::wire::{Frame, locate_ipv4};

@@ -365,9 +365,9 @@ fn why_dropped(
     (src, sport): (Ipv4Addr, u16),
     dst: Ipv4Addr,
     dport: u16,
-    reason: dnatsim::report::DropReason,
+    reason: dnatsim::nat::DropReason,
 ) -> String {
-    use dnatsim::report::DropReason;
+    use dnatsim::nat::DropReason;
     if reason != DropReason::NoRule {
         return match reason {
             DropReason::Foreign => match server_elsewhere(rules, proto, src, sport) {

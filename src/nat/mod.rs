@@ -6,10 +6,12 @@ pub mod flow;
 mod flowmap;
 pub mod table;
 pub mod translate;
+pub mod verdict;
 
 pub use flow::{Binding, FlowKey, FlowStats, FlowTable, MAX_FLOWS};
 pub use table::{ForwardTable, Inbound, Match, MatchKind};
 pub use translate::{
-    Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Lookahead, Outcome, PacketMeta, Rebound,
-    Translator, TranslatorState, Tuple, Verdict,
+    Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Lookahead, PacketMeta, Rebound, Translator,
+    TranslatorState,
 };
+pub use verdict::{DropReason, Notes, Outcome, Tuple, Verdict};

@@ -4,12 +4,12 @@
 //! fragment that arrives before its first fragment, whose bytes are copied aside (bounded).
 
 use super::flow::{Binding, FlowKey, FlowStats, FlowTable, timeout};
-use super::table::{ForwardTable, Inbound, MatchKind};
-use crate::report::DropReason;
+use super::table::{ForwardTable, Inbound};
+use super::verdict::{DropReason, Notes, Outcome, Tuple, Verdict};
 use crate::wire::checksum::{self, apply_delta, update16, update32};
 use crate::wire::ipv4::{
-    ICMP_CHECKSUM, Ipv4Error, Ipv4Packet, MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-    TCP_CHECKSUM, UDP_CHECKSUM, header_sums_ne, read16, rewrite_header_addr, write16,
+    ICMP_CHECKSUM, Ipv4Packet, MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_CHECKSUM,
+    UDP_CHECKSUM, header_sums_ne, read16, rewrite_header_addr, write16,
 };
 use crate::wire::{Frame, locate_ipv4};
 use ahash::AHashMap;
@@ -74,103 +74,6 @@ pub const FRAG_STATE_NS: u64 = 30_000_000_000;
 pub const FRAG_STATE_MAX: usize = 65_536;
 /// The largest IPv4 datagram (RFC 791: the total length is 16 bits).
 const MAX_DATAGRAM_LEN: usize = 65_535;
-
-/// An IPv4 5-tuple in host order; ports are 0 for protocols without them and the identifier
-/// (in both fields) for ICMP queries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-// Padding only at the end: with a hole between fields, copies of it were made byte by byte on
-// the per-packet path.
-#[repr(C, align(8))]
-pub struct Tuple {
-    /// Source address.
-    pub src: u32,
-    /// Destination address.
-    pub dst: u32,
-    /// Source port.
-    pub sport: u16,
-    /// Destination port.
-    pub dport: u16,
-    /// IP protocol number.
-    pub proto: u8,
-}
-
-/// What happened to a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Translated toward a server.
-    Inbound {
-        /// The forward entry applied.
-        entry: u32,
-        /// How it matched.
-        kind: MatchKind,
-    },
-    /// Translated from a server back to its public address.
-    Outbound {
-        /// The forward entry applied.
-        entry: u32,
-        /// How it matched.
-        kind: MatchKind,
-    },
-    /// Passed unchanged: not IPv4.
-    PassNotIpv4,
-    /// Passed unchanged: concerns no EIP or mapped server.
-    PassForeign,
-    /// Dropped.
-    Drop(DropReason),
-    /// A later fragment kept until its first fragment decides (see [`Translator::pop_event`]).
-    Held,
-}
-
-/// Extra facts about a packet, for counters and the teaching views.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Notes {
-    /// The binding was created by this packet.
-    pub new_flow: bool,
-    /// Its TCP/UDP checksum did not verify on input (and still does not, by the same amount).
-    pub bad_l4_checksum_in: bool,
-    /// The capture holds fewer bytes than the packet had.
-    pub snapped: bool,
-    /// A fragment of a larger datagram.
-    pub fragment: bool,
-    /// An ICMP error whose embedded packet was translated too.
-    pub icmp_error: bool,
-    /// The IPv4 header's own defect, when the verdict is `malformed` because of it.
-    pub ip_error: Option<Ipv4Error>,
-    /// Another defect behind a `malformed` verdict.
-    pub malformed: Option<&'static str>,
-}
-
-/// The result of translating one packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
-    /// What happened.
-    pub verdict: Verdict,
-    /// The tuple on arrival (zero when not IPv4 or unreadable).
-    pub before: Tuple,
-    /// The tuple as it leaves (equal to `before` when unchanged).
-    pub after: Tuple,
-    /// The IPv4 total length (0 when not IPv4), for layer-3 bandwidth accounting.
-    pub ip_len: u16,
-    /// Details.
-    pub notes: Notes,
-}
-
-impl Outcome {
-    /// A placeholder outcome for a packet not yet translated.
-    pub fn none() -> Outcome {
-        Outcome::new(Verdict::PassNotIpv4)
-    }
-
-    fn new(verdict: Verdict) -> Outcome {
-        Outcome {
-            verdict,
-            before: Tuple::default(),
-            after: Tuple::default(),
-            ip_len: 0,
-            notes: Notes::default(),
-        }
-    }
-}
 
 /// Who a packet is, as the caller knows it; carried along with held fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
