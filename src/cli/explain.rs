@@ -6,7 +6,8 @@
 use super::RulesArg;
 use anyhow::{Context, bail};
 use dnatsim::nat::{
-    Config, ForeignPolicy, ForwardTable, MatchKind, PacketMeta, Translator, Verdict,
+    Config, DropReason, ForeignPolicy, ForwardTable, MatchKind, Notes, PacketMeta, Translator,
+    Verdict,
 };
 use dnatsim::report::trace;
 use dnatsim::rules::{ForwardEntry, Protocol, Rules};
@@ -260,7 +261,7 @@ pub fn explain(
                 s,
                 "  dropped ({}): {}",
                 reason.as_str(),
-                why_dropped(rules, proto, (src, sport), dst, dport, reason)
+                why_dropped(rules, proto, (src, sport), dst, dport, reason, out.notes)
             );
         }
         Verdict::PassForeign => {
@@ -365,15 +366,16 @@ fn why_dropped(
     (src, sport): (Ipv4Addr, u16),
     dst: Ipv4Addr,
     dport: u16,
-    reason: dnatsim::nat::DropReason,
+    reason: DropReason,
+    notes: Notes,
 ) -> String {
-    use dnatsim::nat::DropReason;
     if reason != DropReason::NoRule {
-        return match reason {
-            DropReason::Foreign => match server_elsewhere(rules, proto, src, sport) {
+        return match (reason, notes.malformed) {
+            (DropReason::Foreign, _) => match server_elsewhere(rules, proto, src, sport) {
                 Some(server) => format!("{dst} is not an EIP, and {server}"),
                 None => format!("neither {dst} is an EIP nor {src} a mapped server"),
             },
+            (DropReason::Malformed, Some(defect)) => defect.to_string(),
             _ => reason.as_str().replace('_', " "),
         };
     }

@@ -14,4 +14,4 @@ pub use translate::{
     Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Lookahead, PacketMeta, Rebound, Translator,
     TranslatorState,
 };
-pub use verdict::{DropReason, Notes, Outcome, Tuple, Verdict};
+pub use verdict::{DropReason, Malformed, Notes, Outcome, Tuple, Verdict};

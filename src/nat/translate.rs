@@ -5,7 +5,7 @@
 
 use super::flow::{Binding, FlowKey, FlowStats, FlowTable, timeout};
 use super::table::{ForwardTable, Inbound};
-use super::verdict::{DropReason, Notes, Outcome, Tuple, Verdict};
+use super::verdict::{DropReason, Malformed, Notes, Outcome, Tuple, Verdict};
 use crate::wire::checksum::{self, apply_delta, update16, update32};
 use crate::wire::ipv4::{
     ICMP_CHECKSUM, Ipv4Packet, MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_CHECKSUM,
@@ -563,20 +563,14 @@ impl<'t> Translator<'t> {
         let offset = match locate_ipv4(meta.link_type, frame) {
             Frame::Ipv4 { offset } => offset,
             Frame::NotIpv4 => return Outcome::new(Verdict::PassNotIpv4),
-            Frame::Truncated { .. } => {
-                let mut o = Outcome::new(Verdict::Drop(DropReason::Malformed));
-                o.notes.malformed = Some("link-layer header cut short");
-                return o;
+            Frame::Truncated { needed, len } => {
+                return Outcome::malformed(Malformed::Link { needed, len });
             }
         };
         let wire_len = (meta.orig_len as usize).saturating_sub(offset);
         let ip = match Ipv4Packet::new_checked(&mut frame[offset..], wire_len) {
             Ok(ip) => ip,
-            Err(e) => {
-                let mut o = Outcome::new(Verdict::Drop(DropReason::Malformed));
-                o.notes.ip_error = Some(e);
-                return o;
-            }
+            Err(e) => return Outcome::malformed(Malformed::Ip(e)),
         };
         let ident = ip.ident();
         let out = self.process_ip(ip, meta.ts_ns);
@@ -607,10 +601,10 @@ impl<'t> Translator<'t> {
         // RFC 791 counts the offset in 8-byte units of a datagram whose length is a 16-bit
         // field, so no real fragment ends past 65535; such a one is a lie (or an attack on
         // reassembly buffers) and is dropped alone, since this gateway does not reassemble.
-        if usize::from(ip.frag_offset()) * 8 + (ip.total_len() - ip.header_len()) > MAX_DATAGRAM_LEN
-        {
+        let end = usize::from(ip.frag_offset()) * 8 + (ip.total_len() - ip.header_len());
+        if end > MAX_DATAGRAM_LEN {
             out.verdict = Verdict::Drop(DropReason::Malformed);
-            out.notes.malformed = Some("fragment offset and length reach beyond 65535 bytes");
+            out.notes.malformed = Some(Malformed::FragmentBeyond64k { end });
             return out;
         }
         if ip.frag_offset() != 0 {
@@ -791,7 +785,7 @@ impl<'t> Translator<'t> {
     }
 
     /// Reads and checks the transport header fields NAT needs.
-    fn transport(&self, ip: &Ipv4Packet<&mut [u8]>) -> Result<L4, &'static str> {
+    fn transport(&self, ip: &Ipv4Packet<&mut [u8]>) -> Result<L4, Malformed> {
         let p = ip.payload();
         let l4_len = ip.total_len() - ip.header_len();
         let whole = !ip.is_snapped() && !ip.is_fragment();
@@ -806,31 +800,37 @@ impl<'t> Translator<'t> {
             PROTO_TCP => {
                 // RFC 1858: a first fragment must hold the whole fixed TCP header.
                 let Some(fixed) = p.first_chunk::<20>() else {
-                    return Err("TCP header cut short");
+                    return Err(Malformed::TcpHeaderShort { len: p.len() });
                 };
                 let doff = usize::from(fixed[12] >> 4) * 4;
                 if doff < 20 || (whole && doff > l4_len) {
-                    return Err("TCP data offset beyond the segment");
+                    return Err(Malformed::TcpDataOffset {
+                        data_offset: doff,
+                        len: l4_len,
+                    });
                 }
                 l4 = L4::tcp(fixed);
             }
             PROTO_UDP => {
                 let Some(fixed) = p.first_chunk::<8>() else {
-                    return Err("UDP header cut short");
+                    return Err(Malformed::UdpHeaderShort { len: p.len() });
                 };
                 let ulen = usize::from(u16::from_be_bytes([fixed[4], fixed[5]]));
                 if !ip.is_fragment() && (ulen < 8 || ulen > l4_len) {
-                    return Err("UDP length disagrees with the IP length");
+                    return Err(Malformed::UdpLength {
+                        udp_len: ulen,
+                        len: l4_len,
+                    });
                 }
                 l4 = L4::udp(fixed);
             }
             PROTO_ICMP => {
                 if p.len() < 4 {
-                    return Err("ICMP header cut short");
+                    return Err(Malformed::IcmpHeaderShort { len: p.len() });
                 }
                 if is_icmp_query(p[0]) {
                     let Some(id) = read16(p, 4) else {
-                        return Err("ICMP query without an identifier");
+                        return Err(Malformed::IcmpQueryShort { len: p.len() });
                     };
                     l4.sport = id;
                     l4.dport = id;
@@ -1007,7 +1007,7 @@ impl<'t> Translator<'t> {
         let outer_dst = out.before.dst;
         let Some(q) = Quoted::parse(ip.payload()) else {
             out.verdict = Verdict::Drop(DropReason::Malformed);
-            out.notes.malformed = Some("ICMP error quotes a datagram cut short");
+            out.notes.malformed = Some(Malformed::IcmpQuoteShort);
             return out;
         };
         let inbound = self.table.is_eip(outer_dst);

@@ -4,6 +4,7 @@
 
 use super::table::MatchKind;
 use crate::wire::ipv4::Ipv4Error;
+use thiserror::Error;
 
 /// Why a packet did not come out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -48,6 +49,73 @@ impl DropReason {
             DropReason::RateLimited => "rate_limited",
         }
     }
+}
+
+/// The defect behind a `malformed` verdict, with the values that show it. Each message starts
+/// with the wording the trace printed before these carried values (tests/data/malformed quotes
+/// it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Malformed {
+    /// The link-layer header is cut short.
+    #[error("link-layer header cut short: {len} of {needed} bytes")]
+    Link {
+        /// Bytes the link-layer header needs.
+        needed: usize,
+        /// Bytes captured.
+        len: usize,
+    },
+    /// The IPv4 header's own defect.
+    #[error(transparent)]
+    Ip(#[from] Ipv4Error),
+    /// A fragment whose offset and length end past the largest datagram (RFC 791).
+    #[error("fragment offset and length reach beyond 65535 bytes: it ends at {end}")]
+    FragmentBeyond64k {
+        /// Where the fragment ends within its datagram, in bytes.
+        end: usize,
+    },
+    /// Fewer than TCP's fixed 20 bytes were captured (RFC 1858: a first fragment holds them).
+    #[error("TCP header cut short: {len} of 20 bytes")]
+    TcpHeaderShort {
+        /// Bytes of TCP captured.
+        len: usize,
+    },
+    /// The data offset is below 20 or reaches past the segment.
+    #[error("TCP data offset beyond the segment: a {data_offset}-byte header in {len} bytes")]
+    TcpDataOffset {
+        /// The data offset in bytes.
+        data_offset: usize,
+        /// Bytes of the segment (the IP payload).
+        len: usize,
+    },
+    /// Fewer than UDP's 8 header bytes were captured.
+    #[error("UDP header cut short: {len} of 8 bytes")]
+    UdpHeaderShort {
+        /// Bytes of UDP captured.
+        len: usize,
+    },
+    /// The UDP length is below 8 or beyond the IP payload.
+    #[error("UDP length disagrees with the IP length: UDP says {udp_len}, IP carries {len}")]
+    UdpLength {
+        /// The UDP length field.
+        udp_len: usize,
+        /// Bytes of the IP payload.
+        len: usize,
+    },
+    /// Fewer than ICMP's first 4 bytes were captured.
+    #[error("ICMP header cut short: {len} of 4 bytes")]
+    IcmpHeaderShort {
+        /// Bytes of ICMP captured.
+        len: usize,
+    },
+    /// An ICMP query cut before its identifier.
+    #[error("ICMP query without an identifier: {len} of 6 bytes")]
+    IcmpQueryShort {
+        /// Bytes of ICMP captured.
+        len: usize,
+    },
+    /// An ICMP error whose quoted datagram lacks its IP header or ports.
+    #[error("ICMP error quotes a datagram cut short")]
+    IcmpQuoteShort,
 }
 
 /// An IPv4 5-tuple in host order; ports are 0 for protocols without them and the identifier
@@ -110,10 +178,8 @@ pub struct Notes {
     pub fragment: bool,
     /// An ICMP error whose embedded packet was translated too.
     pub icmp_error: bool,
-    /// The IPv4 header's own defect, when the verdict is `malformed` because of it.
-    pub ip_error: Option<Ipv4Error>,
-    /// Another defect behind a `malformed` verdict.
-    pub malformed: Option<&'static str>,
+    /// The defect, when the verdict is `malformed`.
+    pub malformed: Option<Malformed>,
 }
 
 /// The result of translating one packet.
@@ -144,6 +210,58 @@ impl Outcome {
             after: Tuple::default(),
             ip_len: 0,
             notes: Notes::default(),
+        }
+    }
+
+    /// A packet dropped as malformed because of `why`.
+    pub(super) fn malformed(why: Malformed) -> Outcome {
+        let mut o = Outcome::new(Verdict::Drop(DropReason::Malformed));
+        o.notes.malformed = Some(why);
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trace prints these; each keeps the words it had before it carried values.
+    #[test]
+    fn malformed_messages_name_the_defect_then_its_values() {
+        let cases = [
+            (
+                Malformed::Link { needed: 14, len: 9 },
+                "link-layer header cut short: 9 of 14 bytes",
+            ),
+            (
+                Malformed::Ip(Ipv4Error::BadHeaderLength { header_len: 16 }),
+                "IPv4 header: header length 16 is below the minimum of 20",
+            ),
+            (
+                Malformed::FragmentBeyond64k { end: 65544 },
+                "fragment offset and length reach beyond 65535 bytes: it ends at 65544",
+            ),
+            (
+                Malformed::TcpDataOffset {
+                    data_offset: 60,
+                    len: 38,
+                },
+                "TCP data offset beyond the segment: a 60-byte header in 38 bytes",
+            ),
+            (
+                Malformed::UdpLength {
+                    udp_len: 200,
+                    len: 12,
+                },
+                "UDP length disagrees with the IP length: UDP says 200, IP carries 12",
+            ),
+            (
+                Malformed::IcmpQuoteShort,
+                "ICMP error quotes a datagram cut short",
+            ),
+        ];
+        for (m, text) in cases {
+            assert_eq!(m.to_string(), text);
         }
     }
 }

@@ -66,9 +66,7 @@ pub fn verdict_text(outcome: &Outcome, table: &ForwardTable) -> String {
         Verdict::Held => "held (a later fragment waiting for its first fragment)".into(),
         Verdict::Drop(reason) => {
             let mut s = format!("dropped: {}", reason.as_str());
-            if let Some(e) = outcome.notes.ip_error {
-                let _ = write!(s, " ({e})");
-            } else if let Some(m) = outcome.notes.malformed {
+            if let Some(m) = outcome.notes.malformed {
                 let _ = write!(s, " ({m})");
             }
             s
