@@ -8,7 +8,8 @@ pub mod table;
 pub mod translate;
 pub mod verdict;
 
-pub use flow::{Binding, FlowKey, FlowStats, FlowTable, MAX_FLOWS};
+pub use flow::{Binding, FlowStats, FlowTable, MAX_FLOWS};
+pub use flowmap::FlowKey;
 pub use table::{ForwardTable, Inbound, Match, MatchKind};
 pub use translate::{
     Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Lookahead, PacketMeta, Rebound, Translator,

@@ -3,7 +3,8 @@
 //! The per-packet path allocates nothing and formats nothing; the one exception is a later
 //! fragment that arrives before its first fragment, whose bytes are copied aside (bounded).
 
-use super::flow::{Binding, FlowKey, FlowStats, FlowTable, timeout};
+use super::flow::{Binding, FlowStats, FlowTable, timeout};
+use super::flowmap::FlowKey;
 use super::table::{ForwardTable, Inbound};
 use super::verdict::{DropReason, Malformed, Notes, Outcome, Tuple, Verdict};
 use crate::wire::checksum::{self, apply_delta, update16, update32};
