@@ -8,11 +8,15 @@ use super::flowmap::FlowKey;
 use super::table::{ForwardTable, Inbound};
 use super::verdict::{DropReason, Malformed, Notes, Outcome, Tuple, Verdict};
 use crate::wire::checksum::{self, apply_delta, update16, update32};
+use crate::wire::header::{l4, write16};
 use crate::wire::ipv4::{
     ICMP_CHECKSUM, Ipv4Packet, MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_CHECKSUM,
-    UDP_CHECKSUM, header_sums_ne, read16, rewrite_header_addr, write16,
+    UDP_CHECKSUM, field, header_sums_ne, rewrite_header_addr,
 };
-use crate::wire::{Frame, locate_ipv4};
+use crate::wire::{
+    Frame, IcmpHeader, Ipv4Header, TcpHeader, UdpHeader, is_icmp_error, is_icmp_query, locate_ipv4,
+    read16,
+};
 use ahash::AHashMap;
 use std::collections::VecDeque;
 
@@ -172,18 +176,6 @@ fn frag_key(src: u32, dst: u32, proto: u8, ident: u16) -> u128 {
         | u128::from(ident)
 }
 
-/// ICMP types that carry an offending datagram (RFC 792, RFC 1812).
-#[inline]
-pub(crate) fn is_icmp_error(icmp_type: u8) -> bool {
-    matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
-}
-
-/// ICMP query types whose identifier field plays the role of a port.
-#[inline]
-fn is_icmp_query(icmp_type: u8) -> bool {
-    matches!(icmp_type, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)
-}
-
 #[inline]
 fn flow_timeout(proto: u8, tcp_flags: u8) -> u64 {
     match proto {
@@ -221,27 +213,27 @@ struct L4 {
 }
 
 impl L4 {
-    /// The fields of a TCP segment `p` whose fixed 20-byte header was captured.
+    /// The fields of a TCP segment whose fixed 20-byte header was captured.
     #[inline(always)]
-    fn tcp(p: &[u8; 20]) -> L4 {
-        L4::ported(p, TCP_CHECKSUM, false, p[13])
-    }
-
-    /// The fields of a UDP datagram `p` whose 8-byte header was captured.
-    #[inline(always)]
-    fn udp(p: &[u8; 8]) -> L4 {
-        L4::ported(p, UDP_CHECKSUM, true, 0)
-    }
-
-    /// Both protocols start with the source and destination ports.
-    #[inline(always)]
-    fn ported(p: &[u8], csum_at: usize, udp: bool, tcp_flags: u8) -> L4 {
+    fn tcp(h: TcpHeader<&[u8; 20]>) -> L4 {
         L4 {
-            sport: u16::from_be_bytes([p[0], p[1]]),
-            dport: u16::from_be_bytes([p[2], p[3]]),
-            csum_at: Some(csum_at),
-            udp,
-            tcp_flags,
+            sport: h.src_port(),
+            dport: h.dst_port(),
+            csum_at: Some(TCP_CHECKSUM),
+            udp: false,
+            tcp_flags: h.flags(),
+        }
+    }
+
+    /// The fields of a UDP datagram whose 8-byte header was captured.
+    #[inline(always)]
+    fn udp(h: UdpHeader<&[u8; 8]>) -> L4 {
+        L4 {
+            sport: h.src_port(),
+            dport: h.dst_port(),
+            csum_at: Some(UDP_CHECKSUM),
+            udp: true,
+            tcp_flags: 0,
         }
     }
 }
@@ -415,33 +407,35 @@ impl<'t> Translator<'t> {
         let (header, rest) = frame
             .get_mut(offset..)?
             .split_first_chunk_mut::<MIN_HEADER_LEN>()?;
+        let h = Ipv4Header::new(&*header);
         // Version 4, no options; neither a fragment nor fragmented (MF clear, offset 0).
-        if header[0] != 0x45 || header[6] & 0x3f != 0 || header[7] != 0 {
+        if !h.is_plain() || h.is_fragment() {
             return None;
         }
-        let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let total = usize::from(h.total_len());
         // Whole (not snapped), so the transport checksum can be verified.
         let payload = rest.get_mut(..total.checked_sub(MIN_HEADER_LEN)?)?;
-        if !self.config.keep_ttl && header[8] <= 1 {
+        if !self.config.keep_ttl && h.ttl() <= 1 {
             return None;
         }
-        let proto = header[9];
+        let proto = h.protocol();
+        let (src, dst) = (h.src(), h.dst());
         let l4 = match proto {
             PROTO_TCP => {
-                let fixed = payload.first_chunk::<20>()?;
-                let doff = usize::from(fixed[12] >> 4) * 4;
+                let tcp = TcpHeader::new(payload.first_chunk::<20>()?);
+                let doff = tcp.data_offset();
                 if doff < 20 || doff > payload.len() {
                     return None;
                 }
-                L4::tcp(fixed)
+                L4::tcp(tcp)
             }
             PROTO_UDP => {
-                let fixed = payload.first_chunk::<8>()?;
-                let ulen = usize::from(u16::from_be_bytes([fixed[4], fixed[5]]));
+                let udp = UdpHeader::new(payload.first_chunk::<8>()?);
+                let ulen = usize::from(udp.length());
                 if ulen < 8 || ulen > payload.len() {
                     return None;
                 }
-                L4::udp(fixed)
+                L4::udp(udp)
             }
             _ => return None,
         };
@@ -453,9 +447,9 @@ impl<'t> Translator<'t> {
         }
         let before = Tuple {
             proto,
-            src: u32::from_be_bytes([header[12], header[13], header[14], header[15]]),
+            src,
             sport: l4.sport,
-            dst: u32::from_be_bytes([header[16], header[17], header[18], header[19]]),
+            dst,
             dport: l4.dport,
         };
         let tmo = flow_timeout(proto, l4.tcp_flags);
@@ -503,21 +497,21 @@ impl<'t> Translator<'t> {
         let Frame::Ipv4 { offset } = locate_ipv4(link_type, frame) else {
             return None;
         };
-        let header = frame.get(offset..)?.first_chunk::<MIN_HEADER_LEN>()?;
-        if header[0] != 0x45 || header[6] & 0x3f != 0 || header[7] != 0 {
+        let (header, rest) = frame.get(offset..)?.split_first_chunk::<MIN_HEADER_LEN>()?;
+        let h = Ipv4Header::new(header);
+        if !h.is_plain() || h.is_fragment() {
             return None;
         }
-        let proto = header[9];
+        let proto = h.protocol();
         if proto != PROTO_TCP && proto != PROTO_UDP {
             return None;
         }
-        let ports = frame.get(offset + MIN_HEADER_LEN..)?.first_chunk::<4>()?;
         let t = Tuple {
             proto,
-            src: u32::from_be_bytes([header[12], header[13], header[14], header[15]]),
-            sport: u16::from_be_bytes([ports[0], ports[1]]),
-            dst: u32::from_be_bytes([header[16], header[17], header[18], header[19]]),
-            dport: u16::from_be_bytes([ports[2], ports[3]]),
+            src: h.src(),
+            sport: read16(rest, l4::SRC_PORT)?,
+            dst: h.dst(),
+            dport: read16(rest, l4::DST_PORT)?,
         };
         // The direction `bind` will settle: an EIP as destination is inbound.
         let inbound = self.table.is_eip(t.dst);
@@ -803,34 +797,36 @@ impl<'t> Translator<'t> {
                 let Some(fixed) = p.first_chunk::<20>() else {
                     return Err(Malformed::TcpHeaderShort { len: p.len() });
                 };
-                let doff = usize::from(fixed[12] >> 4) * 4;
+                let tcp = TcpHeader::new(fixed);
+                let doff = tcp.data_offset();
                 if doff < 20 || (whole && doff > l4_len) {
                     return Err(Malformed::TcpDataOffset {
                         data_offset: doff,
                         len: l4_len,
                     });
                 }
-                l4 = L4::tcp(fixed);
+                l4 = L4::tcp(tcp);
             }
             PROTO_UDP => {
                 let Some(fixed) = p.first_chunk::<8>() else {
                     return Err(Malformed::UdpHeaderShort { len: p.len() });
                 };
-                let ulen = usize::from(u16::from_be_bytes([fixed[4], fixed[5]]));
+                let udp = UdpHeader::new(fixed);
+                let ulen = usize::from(udp.length());
                 if !ip.is_fragment() && (ulen < 8 || ulen > l4_len) {
                     return Err(Malformed::UdpLength {
                         udp_len: ulen,
                         len: l4_len,
                     });
                 }
-                l4 = L4::udp(fixed);
+                l4 = L4::udp(udp);
             }
             PROTO_ICMP => {
-                if p.len() < 4 {
+                let Some(fixed) = p.first_chunk::<4>() else {
                     return Err(Malformed::IcmpHeaderShort { len: p.len() });
-                }
-                if is_icmp_query(p[0]) {
-                    let Some(id) = read16(p, 4) else {
+                };
+                if IcmpHeader::new(fixed).is_query() {
+                    let Some(id) = read16(p, l4::ICMP_IDENT) else {
                         return Err(Malformed::IcmpQueryShort { len: p.len() });
                     };
                     l4.sport = id;
@@ -1108,21 +1104,21 @@ impl Quoted {
     fn parse(icmp: &[u8]) -> Option<Quoted> {
         let ip_at = 8;
         let ip = icmp.get(ip_at..)?;
-        if ip.len() < 20 || ip[0] >> 4 != 4 {
+        let h = Ipv4Header::new(ip.first_chunk::<MIN_HEADER_LEN>()?);
+        let ihl = h.header_len();
+        if h.version() != 4 || ihl < MIN_HEADER_LEN {
             return None;
         }
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        if ihl < 20 || ip.len() < ihl {
-            return None;
-        }
-        let proto = ip[9];
-        let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
-        let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
-        let l4 = &ip[ihl..];
+        let (proto, src, dst) = (h.protocol(), h.src(), h.dst());
+        let quoted = ip.get(ihl..)?;
         let (sport, dport, has_ports) = match proto {
-            PROTO_TCP | PROTO_UDP => (read16(l4, 0)?, read16(l4, 2)?, true),
-            PROTO_ICMP if l4.first().is_some_and(|&t| is_icmp_query(t)) => {
-                let id = read16(l4, 4)?;
+            PROTO_TCP | PROTO_UDP => (
+                read16(quoted, l4::SRC_PORT)?,
+                read16(quoted, l4::DST_PORT)?,
+                true,
+            ),
+            PROTO_ICMP if quoted.first().is_some_and(|&t| is_icmp_query(t)) => {
+                let id = read16(quoted, l4::ICMP_IDENT)?;
                 (id, id, true)
             }
             _ => (0, 0, false),
@@ -1144,14 +1140,24 @@ impl Quoted {
     fn rewrite(&self, icmp: &mut [u8], inbound: bool, new_ip: u32, new_port: u16) {
         let mut icmp_sum = read16(icmp, ICMP_CHECKSUM).unwrap_or(0);
         let (addr_at, old_ip, port_at, old_port) = if inbound {
-            (self.ip_at + 12, self.src, self.l4_at, self.sport)
+            (
+                self.ip_at + field::SRC,
+                self.src,
+                self.l4_at + l4::SRC_PORT,
+                self.sport,
+            )
         } else {
-            (self.ip_at + 16, self.dst, self.l4_at + 2, self.dport)
+            (
+                self.ip_at + field::DST,
+                self.dst,
+                self.l4_at + l4::DST_PORT,
+                self.dport,
+            )
         };
         // Quoted IP header: the address and its header checksum.
         icmp[addr_at..addr_at + 4].copy_from_slice(&new_ip.to_be_bytes());
         icmp_sum = update32(icmp_sum, old_ip, new_ip);
-        let ipsum_at = self.ip_at + 10;
+        let ipsum_at = self.ip_at + field::CHECKSUM;
         let old_ipsum = read16(icmp, ipsum_at).unwrap_or(0);
         let new_ipsum = update32(old_ipsum, old_ip, new_ip);
         write16(icmp, ipsum_at, new_ipsum);
@@ -1163,7 +1169,11 @@ impl Quoted {
         // For a quoted ICMP query the "port" is the identifier at offset 4, and its checksum
         // does not cover addresses.
         let (port_at, l4_csum_at, pseudo) = match self.proto {
-            PROTO_ICMP => (self.l4_at + 4, self.l4_at + 2, false),
+            PROTO_ICMP => (
+                self.l4_at + l4::ICMP_IDENT,
+                self.l4_at + ICMP_CHECKSUM,
+                false,
+            ),
             PROTO_TCP => (port_at, self.l4_at + TCP_CHECKSUM, true),
             _ => (port_at, self.l4_at + UDP_CHECKSUM, true),
         };
@@ -1248,7 +1258,7 @@ fn l4_checksum_ok(ip: &Ipv4Packet<&mut [u8]>, proto: u8) -> bool {
 #[inline(always)]
 fn segment_verifies(addresses_sum_ne: u64, proto: u8, p: &[u8]) -> bool {
     let len = if proto == PROTO_UDP {
-        usize::from(read16(p, 4).unwrap_or(0)).min(p.len())
+        usize::from(read16(p, l4::UDP_LENGTH).unwrap_or(0)).min(p.len())
     } else {
         p.len()
     };
