@@ -126,9 +126,10 @@ impl Direction {
         }
     }
 
-    /// `t` as it leaves with binding `b`: its destination or its source rewritten.
+    /// Turns `t` into the tuple as it leaves with binding `b`: its destination or its source
+    /// rewritten.
     #[inline(always)]
-    fn translated(self, mut t: Tuple, b: &Binding) -> Tuple {
+    fn translate(self, t: &mut Tuple, b: &Binding) {
         match self {
             Direction::Inbound => {
                 t.dst = b.int_ip;
@@ -139,7 +140,6 @@ impl Direction {
                 t.sport = b.ext_port;
             }
         }
-        t
     }
 }
 
@@ -373,7 +373,6 @@ impl<'t> Translator<'t> {
             return None;
         }
         let proto = h.protocol();
-        let (src, dst) = (h.src(), h.dst());
         let l4 = match proto {
             PROTO_TCP => {
                 let tcp = TcpHeader::new(payload.first_chunk::<20>()?);
@@ -401,9 +400,9 @@ impl<'t> Translator<'t> {
         }
         let before = Tuple {
             proto,
-            src,
+            src: h.src(),
             sport: l4.sport,
-            dst,
+            dst: h.dst(),
             dport: l4.dport,
         };
         let tmo = flow_timeout(proto, l4.tcp_flags);
@@ -419,8 +418,9 @@ impl<'t> Translator<'t> {
             out.verdict = self.unbound_verdict(bound.dir);
             return Some(out);
         };
-        out.after = bound.dir.translated(before, &b);
-        out.verdict = Self::bound_verdict(&b, bound.dir);
+        let verdict = Self::bound_verdict(&b, bound.dir);
+        bound.dir.translate(&mut out.after, &b);
+        out.verdict = verdict;
         out.notes.new_flow = bound.new_flow;
         out.notes.bad_l4_checksum_in = !segment_verifies(addresses_sum, proto, payload);
         let decrement_ttl = !self.config.keep_ttl;
@@ -605,7 +605,7 @@ impl<'t> Translator<'t> {
         rewrite(header, payload, l4, bound.dir, &binding, decrement_ttl);
         let verdict = Self::bound_verdict(&binding, bound.dir);
         out.verdict = verdict;
-        out.after = bound.dir.translated(out.before, &binding);
+        bound.dir.translate(&mut out.after, &binding);
         if first_fragment {
             let action = FragAction::Rewrite {
                 verdict,

@@ -35,8 +35,9 @@ pub fn read16(b: &[u8], at: usize) -> Option<u16> {
 /// nothing is skipped in practice, and nothing can panic.
 #[inline]
 pub(crate) fn write16(b: &mut [u8], at: usize, v: u16) {
-    if let Some(w) = b.get_mut(at..).and_then(|r| r.first_chunk_mut::<2>()) {
-        *w = v.to_be_bytes();
+    // A wrapped end makes an empty range, which `get_mut` refuses like any other.
+    if let Some(w) = b.get_mut(at..at.wrapping_add(2)) {
+        w.copy_from_slice(&v.to_be_bytes());
     }
 }
 
