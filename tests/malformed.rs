@@ -10,9 +10,8 @@ mod common;
 
 use common::*;
 use dnatsim::capture::CaptureReader;
-use dnatsim::nat::{MatchKind, Outcome, Verdict};
+use dnatsim::nat::{DropReason, Malformed, MatchKind, Outcome, Verdict};
 use dnatsim::pipeline::{Observer, ReplayOptions, ReplayResult, replay};
-use dnatsim::report::DropReason;
 use dnatsim::wire::Ipv4Error;
 use dnatsim::wire::checksum;
 use std::path::{Path, PathBuf};
@@ -360,7 +359,7 @@ fn read_to_end(name: &str, lenient: bool) -> (u64, Result<Vec<String>, String>) 
 
 /// One packet-level defect followed by good packets: the defect is `malformed`, with its
 /// exact reason, and every later packet is translated.
-fn assert_malformed_then_good(name: &str, why: Result<Ipv4Error, &str>) {
+fn assert_malformed_then_good(name: &str, why: Malformed) {
     let (r, outcomes) = run(name);
     let c = &r.counters;
     assert_eq!(c.packets_in, 2, "{name}");
@@ -376,16 +375,7 @@ fn assert_malformed_then_good(name: &str, why: Result<Ipv4Error, &str>) {
         Verdict::Drop(DropReason::Malformed),
         "{name}"
     );
-    match why {
-        Ok(e) => {
-            assert_eq!(first.notes.ip_error, Some(e), "{name}");
-            assert_eq!(first.notes.malformed, None, "{name}");
-        }
-        Err(m) => {
-            assert_eq!(first.notes.malformed, Some(m), "{name}");
-            assert_eq!(first.notes.ip_error, None, "{name}");
-        }
-    }
+    assert_eq!(first.notes.malformed, Some(why), "{name}");
     assert_eq!(outcomes[1].0, 2);
     assert_eq!(outcomes[1].1.verdict, WEB, "{name}: the run goes on");
 }
@@ -497,7 +487,7 @@ fn unknown_link_type_passes_as_not_ipv4() {
 fn ihl_below_5_is_malformed() {
     assert_malformed_then_good(
         "ipv4_ihl_below_5.pcap",
-        Ok(Ipv4Error::BadHeaderLength { header_len: 16 }),
+        Malformed::Ip(Ipv4Error::BadHeaderLength { header_len: 16 }),
     );
 }
 
@@ -505,7 +495,7 @@ fn ihl_below_5_is_malformed() {
 fn ihl_beyond_the_packet_is_malformed() {
     assert_malformed_then_good(
         "ipv4_ihl_beyond_packet.pcap",
-        Ok(Ipv4Error::HeaderBeyondCapture {
+        Malformed::Ip(Ipv4Error::HeaderBeyondCapture {
             header_len: 60,
             len: 32,
         }),
@@ -520,11 +510,11 @@ fn total_length_beyond_the_wire_is_malformed_but_snapped_is_not() {
     assert_eq!(c.dropped(DropReason::Malformed), 1);
     assert_eq!((c.inbound, c.snapped, c.packets_out), (2, 1, 2));
     assert_eq!(
-        outcomes[0].1.notes.ip_error,
-        Some(Ipv4Error::TotalLengthBeyondFrame {
+        outcomes[0].1.notes.malformed,
+        Some(Malformed::Ip(Ipv4Error::TotalLengthBeyondFrame {
             total_len: 1000,
             len: 58
-        })
+        }))
     );
     assert_eq!(outcomes[1].1.verdict, WEB);
     assert!(outcomes[1].1.notes.snapped);
@@ -535,7 +525,7 @@ fn total_length_beyond_the_wire_is_malformed_but_snapped_is_not() {
 fn options_overrunning_the_header_are_malformed() {
     assert_malformed_then_good(
         "ipv4_options_overrun.pcap",
-        Ok(Ipv4Error::BadOption { offset: 20 }),
+        Malformed::Ip(Ipv4Error::BadOption { offset: 20 }),
     );
 }
 
@@ -543,7 +533,11 @@ fn options_overrunning_the_header_are_malformed() {
 fn tcp_data_offset_beyond_the_segment_is_malformed() {
     assert_malformed_then_good(
         "tcp_data_offset_beyond.pcap",
-        Err("TCP data offset beyond the segment"),
+        // 15 words of header in the 38 bytes of the segment.
+        Malformed::TcpDataOffset {
+            data_offset: 60,
+            len: 38,
+        },
     );
 }
 
@@ -551,16 +545,16 @@ fn tcp_data_offset_beyond_the_segment_is_malformed() {
 fn udp_length_that_lies_is_malformed() {
     assert_malformed_then_good(
         "udp_length_lies.pcap",
-        Err("UDP length disagrees with the IP length"),
+        Malformed::UdpLength {
+            udp_len: 200,
+            len: 12,
+        },
     );
 }
 
 #[test]
 fn icmp_error_with_a_truncated_quote_is_malformed() {
-    assert_malformed_then_good(
-        "icmp_error_truncated_inner.pcap",
-        Err("ICMP error quotes a datagram cut short"),
-    );
+    assert_malformed_then_good("icmp_error_truncated_inner.pcap", Malformed::IcmpQuoteShort);
 }
 
 #[test]
@@ -613,7 +607,7 @@ fn fragment_reaching_beyond_65535_bytes_is_malformed() {
     );
     assert_eq!(
         outcomes[1].1.notes.malformed,
-        Some("fragment offset and length reach beyond 65535 bytes")
+        Some(Malformed::FragmentBeyond64k { end: 65544 })
     );
     assert!(outcomes[1].1.notes.fragment);
 }

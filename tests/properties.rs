@@ -12,9 +12,9 @@ mod bodies;
 
 use common::*;
 use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig};
-use dnatsim::nat::{Config, MatchKind, Translator, Verdict};
+use dnatsim::nat::{Config, DropReason, MatchKind, Translator, Verdict};
 use dnatsim::pipeline::{Quiet, ReplayOptions, replay};
-use dnatsim::report::{DropReason, Report};
+use dnatsim::report::Report;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use std::path::Path;

@@ -5,9 +5,8 @@ mod common;
 
 use common::generate_capture;
 use dnatsim::capture::CaptureReader;
-use dnatsim::nat::ForwardTable;
+use dnatsim::nat::{DropReason, ForwardTable};
 use dnatsim::pipeline::{Quiet, ReplayOptions, replay};
-use dnatsim::report::DropReason;
 use dnatsim::traffic::{Category, GenConfig};
 use std::path::Path;
 

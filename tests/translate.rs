@@ -5,8 +5,9 @@
 mod common;
 
 use common::*;
-use dnatsim::nat::{Config, Event, ForeignPolicy, ForwardTable, MatchKind, Translator, Verdict};
-use dnatsim::report::DropReason;
+use dnatsim::nat::{
+    Config, DropReason, Event, ForeignPolicy, ForwardTable, MatchKind, Translator, Verdict,
+};
 use dnatsim::rules::{PortSpec, Protocol};
 
 fn inbound(entry: u32, kind: MatchKind) -> Verdict {

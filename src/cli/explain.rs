@@ -6,12 +6,15 @@
 use super::RulesArg;
 use anyhow::{Context, bail};
 use dnatsim::nat::{
-    Config, ForeignPolicy, ForwardTable, MatchKind, PacketMeta, Translator, Verdict,
+    Config, DropReason, ForeignPolicy, ForwardTable, MatchKind, Notes, PacketMeta, Translator,
+    Verdict,
 };
 use dnatsim::report::trace;
 use dnatsim::rules::{ForwardEntry, Protocol, Rules};
 use dnatsim::wire::build::{self, Ip, Tcp};
+use dnatsim::wire::ipv4::{MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use dnatsim::wire::link::LINKTYPE_RAW;
+use dnatsim::wire::{Ipv4Header, TcpHeader, UdpHeader};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -66,9 +69,9 @@ const DEFAULT_FROM: (Ipv4Addr, u16) = (Ipv4Addr::new(198, 51, 100, 7), 51000);
 
 fn parse_proto(s: &str) -> anyhow::Result<u8> {
     Ok(match s.to_ascii_lowercase().as_str() {
-        "tcp" => 6,
-        "udp" => 17,
-        "icmp" => 1,
+        "tcp" => PROTO_TCP,
+        "udp" => PROTO_UDP,
+        "icmp" => PROTO_ICMP,
         "gre" => 47,
         "esp" => 50,
         "ah" => 51,
@@ -107,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Ok(p) => p,
         Err(e) => return Ok(usage_error(&e.to_string())),
     };
-    let ported = proto == 6 || proto == 17;
+    let ported = proto == PROTO_TCP || proto == PROTO_UDP;
     if !ported {
         let name = trace::proto_name(proto);
         for (what, given) in [
@@ -181,7 +184,7 @@ pub fn explain(
     };
     let mut packet = Vec::new();
     match proto {
-        6 => {
+        PROTO_TCP => {
             let tcp = Tcp {
                 sport,
                 dport,
@@ -192,9 +195,9 @@ pub fn explain(
             };
             build::put_tcp(&mut packet, &ip, &tcp, b"", 0)
         }
-        17 => build::put_udp(&mut packet, &ip, sport, dport, b"", 0, false),
+        PROTO_UDP => build::put_udp(&mut packet, &ip, sport, dport, b"", 0, false),
         // An echo request, identifier 0x4242, sequence 1.
-        1 => build::put_icmp(&mut packet, &ip, 8, 0, [0x42, 0x42, 0, 1], b"", 0),
+        PROTO_ICMP => build::put_icmp(&mut packet, &ip, 8, 0, [0x42, 0x42, 0, 1], b"", 0),
         _ => build::put_ipv4(&mut packet, &ip, &[&[0; 8]]),
     };
     let before = packet.clone();
@@ -260,7 +263,7 @@ pub fn explain(
                 s,
                 "  dropped ({}): {}",
                 reason.as_str(),
-                why_dropped(rules, proto, (src, sport), dst, dport, reason)
+                why_dropped(rules, proto, (src, sport), dst, dport, reason, out.notes)
             );
         }
         Verdict::PassForeign => {
@@ -307,7 +310,7 @@ fn server_elsewhere(rules: &Rules, proto: u8, src: Ipv4Addr, sport: u16) -> Opti
     if have.is_empty() {
         return None;
     }
-    let asked = if proto == 6 || proto == 17 {
+    let asked = if proto == PROTO_TCP || proto == PROTO_UDP {
         format!("{}/{sport}", trace::proto_name(proto))
     } else {
         trace::proto_name(proto)
@@ -365,15 +368,16 @@ fn why_dropped(
     (src, sport): (Ipv4Addr, u16),
     dst: Ipv4Addr,
     dport: u16,
-    reason: dnatsim::report::DropReason,
+    reason: DropReason,
+    notes: Notes,
 ) -> String {
-    use dnatsim::report::DropReason;
     if reason != DropReason::NoRule {
-        return match reason {
-            DropReason::Foreign => match server_elsewhere(rules, proto, src, sport) {
+        return match (reason, notes.malformed) {
+            (DropReason::Foreign, _) => match server_elsewhere(rules, proto, src, sport) {
                 Some(server) => format!("{dst} is not an EIP, and {server}"),
                 None => format!("neither {dst} is an EIP nor {src} a mapped server"),
             },
+            (DropReason::Malformed, Some(defect)) => defect.to_string(),
             _ => reason.as_str().replace('_', " "),
         };
     }
@@ -386,7 +390,7 @@ fn why_dropped(
             p => format!("{p}/{}", e.external_port),
         })
         .collect();
-    let asked = if proto == 6 || proto == 17 {
+    let asked = if proto == PROTO_TCP || proto == PROTO_UDP {
         format!("{}/{dport}", trace::proto_name(proto))
     } else {
         trace::proto_name(proto)
@@ -406,53 +410,65 @@ fn join_and(items: &[String]) -> String {
     }
 }
 
-/// The header fields that differ between two raw IPv4 packets, with old and new values.
+/// The header fields that differ between two raw IPv4 packets (as `explain` builds them: a
+/// plain 20-byte header, then the transport header), with old and new values.
 fn changes(before: &[u8], after: &[u8], proto: u8) -> Vec<String> {
-    let ip = |b: &[u8], at: usize| Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]);
-    let w = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
     let mut v = Vec::new();
     if before == after {
         return v;
     }
-    if before[12..16] != after[12..16] {
+    let (Some((b, b_l4)), Some((a, a_l4))) = (
+        before.split_first_chunk::<MIN_HEADER_LEN>(),
+        after.split_first_chunk::<MIN_HEADER_LEN>(),
+    ) else {
+        return v;
+    };
+    let (old, new) = (Ipv4Header::new(b), Ipv4Header::new(a));
+    if old.src() != new.src() {
         v.push(format!(
             "source address {} -> {}",
-            ip(before, 12),
-            ip(after, 12)
+            Ipv4Addr::from(old.src()),
+            Ipv4Addr::from(new.src())
         ));
     }
-    if before[16..20] != after[16..20] {
+    if old.dst() != new.dst() {
         v.push(format!(
             "destination address {} -> {}",
-            ip(before, 16),
-            ip(after, 16)
+            Ipv4Addr::from(old.dst()),
+            Ipv4Addr::from(new.dst())
         ));
     }
-    if before[8] != after[8] {
-        v.push(format!("TTL {} -> {}", before[8], after[8]));
+    if old.ttl() != new.ttl() {
+        v.push(format!("TTL {} -> {}", old.ttl(), new.ttl()));
     }
     v.push(format!(
         "IPv4 checksum {:#06x} -> {:#06x}",
-        w(before, 10),
-        w(after, 10)
+        old.checksum(),
+        new.checksum()
     ));
-    if proto == 6 || proto == 17 {
-        if w(before, 20) != w(after, 20) {
-            v.push(format!("source port {} -> {}", w(before, 20), w(after, 20)));
+    // The transport header's name, ports and checksum.
+    let ports = |l4: &[u8]| match proto {
+        PROTO_TCP => l4.first_chunk::<20>().map(|t| {
+            let t = TcpHeader::new(t);
+            ("TCP", t.src_port(), t.dst_port(), t.checksum())
+        }),
+        PROTO_UDP => l4.first_chunk::<8>().map(|u| {
+            let u = UdpHeader::new(u);
+            ("UDP", u.src_port(), u.dst_port(), u.checksum())
+        }),
+        _ => None,
+    };
+    if let (Some((name, sport, dport, sum)), Some((_, sport2, dport2, sum2))) =
+        (ports(b_l4), ports(a_l4))
+    {
+        if sport != sport2 {
+            v.push(format!("source port {sport} -> {sport2}"));
         }
-        if w(before, 22) != w(after, 22) {
-            v.push(format!(
-                "destination port {} -> {}",
-                w(before, 22),
-                w(after, 22)
-            ));
+        if dport != dport2 {
+            v.push(format!("destination port {dport} -> {dport2}"));
         }
-        let at = if proto == 6 { 36 } else { 26 };
-        let name = if proto == 6 { "TCP" } else { "UDP" };
         v.push(format!(
-            "{name} checksum {:#06x} -> {:#06x} (incremental, RFC 1624)",
-            w(before, at),
-            w(after, at)
+            "{name} checksum {sum:#06x} -> {sum2:#06x} (incremental, RFC 1624)"
         ));
     }
     v

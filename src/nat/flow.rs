@@ -1,7 +1,7 @@
 //! The flow table: bindings created by a flow's first packet, used by the rest of the flow and
 //! by its replies, aged on the capture's own clock.
 
-use super::flowmap::FlowMap;
+use super::flowmap::{FlowKey, FlowMap};
 
 /// Idle timeouts in nanoseconds, after VPP's NAT defaults (and RFC 5382's 2 h 4 min floor
 /// for established TCP).
@@ -14,36 +14,6 @@ pub mod timeout {
     pub const UDP: u64 = 300 * 1_000_000_000;
     /// ICMP queries and other protocols.
     pub const OTHER: u64 = 60 * 1_000_000_000;
-}
-
-/// A 5-tuple as seen on the wire, packed for hashing: direction bit, protocol and source
-/// address in the high word (41 bits), the ports and the destination address in the low one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey {
-    pub(super) hi: u64,
-    pub(super) lo: u64,
-}
-
-impl FlowKey {
-    /// The key of a packet arriving at the public side (client to EIP).
-    #[inline]
-    pub fn inbound(proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
-        FlowKey::pack(0, proto, src, sport, dst, dport)
-    }
-
-    /// The key of a packet leaving a server (server to client).
-    #[inline]
-    pub fn outbound(proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
-        FlowKey::pack(1, proto, src, sport, dst, dport)
-    }
-
-    #[inline]
-    fn pack(dir: u8, proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
-        FlowKey {
-            hi: (u64::from(dir) << 40) | (u64::from(proto) << 32) | u64::from(src),
-            lo: (u64::from(sport) << 48) | (u64::from(dst) << 16) | u64::from(dport),
-        }
-    }
 }
 
 /// One binding: the public and private endpoints of a flow and its entry.
@@ -223,8 +193,8 @@ impl FlowTable {
         Some(slot.binding)
     }
 
-    /// Records a new binding under both keys; returns false if the table was full of live flows
-    /// it could not evict (the packet is still translated, statelessly).
+    /// Records a new binding under both keys; when the table is full of live flows it cannot
+    /// evict, records nothing (the packet is still translated, statelessly).
     pub fn insert(
         &mut self,
         in_key: FlowKey,
@@ -232,7 +202,7 @@ impl FlowTable {
         binding: Binding,
         now_ns: u64,
         timeout_ns: u64,
-    ) -> bool {
+    ) {
         if self.live >= self.capacity {
             self.make_room(now_ns);
         }
@@ -259,7 +229,7 @@ impl FlowTable {
                 // The index packs slot numbers into 23 bits.
                 let i = self.slots.len() as u32;
                 if self.slots.len() >= MAX_FLOWS {
-                    return false;
+                    return;
                 }
                 if self.slots.len() == self.slots.capacity() {
                     self.grow();
@@ -274,7 +244,6 @@ impl FlowTable {
         self.live += 1;
         self.stats.created += 1;
         self.stats.peak = self.stats.peak.max(self.live as u64);
-        true
     }
 
     /// Doubles the slab into memory the kernel may back with huge pages (see `huge_vec`);
@@ -319,13 +288,10 @@ impl FlowTable {
             return;
         }
         slot.live = false;
+        // A key re-bound to a newer slot since (see `insert`) stays with it.
         let [a, b] = self.keys[idx as usize];
-        if self.map.get(a) == Some(idx) {
-            self.map.remove(a);
-        }
-        if self.map.get(b) == Some(idx) {
-            self.map.remove(b);
-        }
+        self.map.remove_if(a, idx);
+        self.map.remove_if(b, idx);
         self.free.push(idx);
         self.live -= 1;
     }
@@ -380,7 +346,7 @@ mod tests {
         let mut t = FlowTable::new(8);
         let a = FlowKey::inbound(6, 10, 1000, 1, 80);
         let b = FlowKey::outbound(6, 2, 8080, 10, 1000);
-        assert!(t.insert(a, b, binding(0), 0, 100));
+        t.insert(a, b, binding(0), 0, 100);
         assert_eq!(t.touch(b, 50, 100), Some(binding(0)));
         assert_eq!(t.touch(a, 149, 100), Some(binding(0)));
         assert_eq!(t.touch(a, 250, 100), None);
@@ -395,11 +361,11 @@ mod tests {
         for i in 0..4u16 {
             let a = FlowKey::inbound(17, 10, i, 1, 53);
             let b = FlowKey::outbound(17, 2, 53, 10, i);
-            assert!(t.insert(a, b, binding(u32::from(i)), u64::from(i), 1_000));
+            t.insert(a, b, binding(u32::from(i)), u64::from(i), 1_000);
         }
         let a = FlowKey::inbound(17, 10, 99, 1, 53);
         let b = FlowKey::outbound(17, 2, 53, 10, 99);
-        assert!(t.insert(a, b, binding(9), 10, 1_000));
+        t.insert(a, b, binding(9), 10, 1_000);
         assert_eq!(t.stats().evicted, 3);
         assert_eq!(t.len(), 2);
         assert!(

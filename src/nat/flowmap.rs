@@ -10,8 +10,6 @@
 //! (a flood of colliding tuples): without it, the positions cannot be predicted. Nothing is
 //! ever iterated in table order, so the secret cannot change any output.
 
-use super::flow::FlowKey;
-
 /// An empty vector with room for `n` elements whose memory, when it spans megabytes, the
 /// kernel is asked to back with 2 MiB pages before anything touches it. A table of millions
 /// of flows is read at random: with 4 KiB pages nearly every lookup also misses the TLB, and
@@ -59,6 +57,37 @@ pub(super) fn prefetch_line<T>(value: &T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
+}
+
+/// A 5-tuple as seen on the wire, packed for hashing: direction bit, protocol and source
+/// address in the high word ([`KEY_BITS`] bits, so a bucket can pack a value above them), the
+/// ports and the destination address in the low one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    hi: u64,
+    lo: u64,
+}
+
+impl FlowKey {
+    /// The key of a packet arriving at the public side (client to EIP).
+    #[inline]
+    pub fn inbound(proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
+        FlowKey::pack(0, proto, src, sport, dst, dport)
+    }
+
+    /// The key of a packet leaving a server (server to client).
+    #[inline]
+    pub fn outbound(proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
+        FlowKey::pack(1, proto, src, sport, dst, dport)
+    }
+
+    #[inline]
+    fn pack(dir: u8, proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
+        FlowKey {
+            hi: (u64::from(dir) << 40) | (u64::from(proto) << 32) | u64::from(src),
+            lo: (u64::from(sport) << 48) | (u64::from(dst) << 16) | u64::from(dport),
+        }
+    }
 }
 
 /// Bits of a flow key's high word; the value sits above them in the bucket's tag.
@@ -203,7 +232,27 @@ impl FlowMap {
     }
 
     /// Removes `key`; returns its value.
-    pub fn remove(&mut self, key: FlowKey) -> Option<u32> {
+    #[cfg(test)]
+    fn remove(&mut self, key: FlowKey) -> Option<u32> {
+        let i = self.find(key)?;
+        let value = self.buckets[i].value();
+        self.remove_at(i);
+        Some(value)
+    }
+
+    /// Removes `key` if its value is `value`, in one probe; true when it did.
+    pub fn remove_if(&mut self, key: FlowKey, value: u32) -> bool {
+        match self.find(key) {
+            Some(i) if self.buckets[i].value() == value => {
+                self.remove_at(i);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The bucket holding `key`.
+    fn find(&self, key: FlowKey) -> Option<usize> {
         let (hi, lo) = (key.hi, key.lo);
         let mut i = self.home(hi, lo);
         loop {
@@ -212,11 +261,14 @@ impl FlowMap {
                 return None;
             }
             if b.hi() == hi && b.lo == lo {
-                break;
+                return Some(i);
             }
             i = (i + 1) & self.mask;
         }
-        let value = self.buckets[i].value();
+    }
+
+    /// Empties bucket `i`, which holds a key.
+    fn remove_at(&mut self, i: usize) {
         // Backward shift: pull each later entry of the run into the hole if the hole lies on
         // its probe path (between its home and where it sits, cyclically).
         let mut hole = i;
@@ -237,7 +289,6 @@ impl FlowMap {
         }
         self.buckets[hole] = EMPTY;
         self.len -= 1;
-        Some(value)
     }
 
     fn grow(&mut self) {
@@ -254,12 +305,6 @@ impl FlowMap {
             }
             self.buckets[i] = *b;
         }
-    }
-}
-
-impl Default for FlowMap {
-    fn default() -> FlowMap {
-        FlowMap::new()
     }
 }
 

@@ -4,12 +4,18 @@
 mod fixmap;
 pub mod flow;
 mod flowmap;
+mod fragment;
+mod icmp_error;
 pub mod table;
 pub mod translate;
+pub mod verdict;
 
-pub use flow::{Binding, FlowKey, FlowStats, FlowTable, MAX_FLOWS};
+pub use flow::{Binding, FlowStats, FlowTable, MAX_FLOWS};
+pub use flowmap::FlowKey;
+pub use fragment::Event;
 pub use table::{ForwardTable, Inbound, Match, MatchKind};
 pub use translate::{
-    Config, DEFAULT_MAX_FLOWS, Event, ForeignPolicy, Lookahead, Outcome, PacketMeta, Rebound,
-    Translator, TranslatorState, Tuple, Verdict,
+    Config, DEFAULT_MAX_FLOWS, ForeignPolicy, Lookahead, PacketMeta, Rebound, Translator,
+    TranslatorState,
 };
+pub use verdict::{DropReason, Malformed, Notes, Outcome, Tuple, Verdict};

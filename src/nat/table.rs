@@ -5,6 +5,7 @@
 
 use super::fixmap::FixMap;
 use crate::rules::{ForwardEntry, PortSpec, Protocol};
+use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
 use std::net::Ipv4Addr;
 
 /// No entry in an [`IpSlot`] field.
@@ -116,9 +117,9 @@ fn key(ip: u32, proto: u8, port: u16) -> u64 {
 
 fn proto_numbers(p: Protocol) -> &'static [u8] {
     match p {
-        Protocol::Tcp => &[6],
-        Protocol::Udp => &[17],
-        Protocol::Any => &[6, 17],
+        Protocol::Tcp => &[PROTO_TCP],
+        Protocol::Udp => &[PROTO_UDP],
+        Protocol::Any => &[PROTO_TCP, PROTO_UDP],
     }
 }
 
@@ -177,7 +178,7 @@ impl Index {
     /// The entry covering (ip, proto, port) and how, or whether the address is known at all.
     #[inline]
     fn find(&self, ip: u32, proto: u8, port: u16) -> Result<(u32, MatchKind), bool> {
-        let ported = proto == 6 || proto == 17;
+        let ported = proto == PROTO_TCP || proto == PROTO_UDP;
         if ported && let Some(e) = self.exact.get(key(ip, proto, port)) {
             return Ok((e, MatchKind::Port));
         }
@@ -191,7 +192,7 @@ impl Index {
             {
                 return Ok((e, MatchKind::Range));
             }
-            let proto_any = if proto == 6 {
+            let proto_any = if proto == PROTO_TCP {
                 slot.tcp_any
             } else {
                 slot.udp_any

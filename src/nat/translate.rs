@@ -3,15 +3,20 @@
 //! The per-packet path allocates nothing and formats nothing; the one exception is a later
 //! fragment that arrives before its first fragment, whose bytes are copied aside (bounded).
 
-use super::flow::{Binding, FlowKey, FlowStats, FlowTable, timeout};
-use super::table::{ForwardTable, Inbound, MatchKind};
-use crate::report::DropReason;
-use crate::wire::checksum::{self, apply_delta, update16, update32};
+use super::flow::{Binding, FlowStats, FlowTable, timeout};
+use super::flowmap::FlowKey;
+use super::fragment::{Event, FragAction, FragState, HeldFrag, MAX_DATAGRAM_LEN, frag_key};
+use super::table::{ForwardTable, Inbound};
+use super::verdict::{DropReason, Malformed, Notes, Outcome, Tuple, Verdict};
+use crate::wire::checksum::{self, apply_delta};
+use crate::wire::header::{l4, write16};
 use crate::wire::ipv4::{
-    ICMP_CHECKSUM, Ipv4Error, Ipv4Packet, MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-    TCP_CHECKSUM, UDP_CHECKSUM, header_sums_ne, read16, rewrite_header_addr, write16,
+    Ipv4Packet, MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_CHECKSUM, UDP_CHECKSUM,
+    header_sums_ne, rewrite_header_addr,
 };
-use crate::wire::{Frame, locate_ipv4};
+use crate::wire::{
+    Frame, IcmpHeader, Ipv4Header, TcpHeader, UdpHeader, is_icmp_error, locate_ipv4, read16,
+};
 use ahash::AHashMap;
 use std::collections::VecDeque;
 
@@ -56,122 +61,12 @@ pub const DEFAULT_MAX_FLOWS: usize = 4 * 1024 * 1024;
 pub struct Lookahead {
     key: FlowKey,
     tuple: Tuple,
-    inbound: bool,
+    dir: Direction,
 }
 
 /// Flows alive from which [`Translator::wants_prefetch`] says yes: about where the index and
 /// slots (about 200 bytes a flow) outgrow a 2 MiB second-level cache.
 const PREFETCH_MIN_FLOWS: usize = 16 * 1024;
-/// Later fragments held while waiting for their first fragment (Linux keeps far more bytes in
-/// reassembly queues, but a gateway that does not reassemble needs only a small window).
-pub const FRAG_HOLD_MAX: usize = 1024;
-/// How long a held fragment waits for its first fragment.
-pub const FRAG_HOLD_NS: u64 = 2_000_000_000;
-/// How long a first fragment's decision applies to the rest of its datagram (Linux's
-/// `ipfrag_time` is 30 s).
-pub const FRAG_STATE_NS: u64 = 30_000_000_000;
-/// Datagrams whose decision is remembered at once.
-pub const FRAG_STATE_MAX: usize = 65_536;
-/// The largest IPv4 datagram (RFC 791: the total length is 16 bits).
-const MAX_DATAGRAM_LEN: usize = 65_535;
-
-/// An IPv4 5-tuple in host order; ports are 0 for protocols without them and the identifier
-/// (in both fields) for ICMP queries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-// Padding only at the end: with a hole between fields, copies of it were made byte by byte on
-// the per-packet path.
-#[repr(C, align(8))]
-pub struct Tuple {
-    /// Source address.
-    pub src: u32,
-    /// Destination address.
-    pub dst: u32,
-    /// Source port.
-    pub sport: u16,
-    /// Destination port.
-    pub dport: u16,
-    /// IP protocol number.
-    pub proto: u8,
-}
-
-/// What happened to a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Translated toward a server.
-    Inbound {
-        /// The forward entry applied.
-        entry: u32,
-        /// How it matched.
-        kind: MatchKind,
-    },
-    /// Translated from a server back to its public address.
-    Outbound {
-        /// The forward entry applied.
-        entry: u32,
-        /// How it matched.
-        kind: MatchKind,
-    },
-    /// Passed unchanged: not IPv4.
-    PassNotIpv4,
-    /// Passed unchanged: concerns no EIP or mapped server.
-    PassForeign,
-    /// Dropped.
-    Drop(DropReason),
-    /// A later fragment kept until its first fragment decides (see [`Translator::pop_event`]).
-    Held,
-}
-
-/// Extra facts about a packet, for counters and the teaching views.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Notes {
-    /// The binding was created by this packet.
-    pub new_flow: bool,
-    /// Its TCP/UDP checksum did not verify on input (and still does not, by the same amount).
-    pub bad_l4_checksum_in: bool,
-    /// The capture holds fewer bytes than the packet had.
-    pub snapped: bool,
-    /// A fragment of a larger datagram.
-    pub fragment: bool,
-    /// An ICMP error whose embedded packet was translated too.
-    pub icmp_error: bool,
-    /// The IPv4 header's own defect, when the verdict is `malformed` because of it.
-    pub ip_error: Option<Ipv4Error>,
-    /// Another defect behind a `malformed` verdict.
-    pub malformed: Option<&'static str>,
-}
-
-/// The result of translating one packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
-    /// What happened.
-    pub verdict: Verdict,
-    /// The tuple on arrival (zero when not IPv4 or unreadable).
-    pub before: Tuple,
-    /// The tuple as it leaves (equal to `before` when unchanged).
-    pub after: Tuple,
-    /// The IPv4 total length (0 when not IPv4), for layer-3 bandwidth accounting.
-    pub ip_len: u16,
-    /// Details.
-    pub notes: Notes,
-}
-
-impl Outcome {
-    /// A placeholder outcome for a packet not yet translated.
-    pub fn none() -> Outcome {
-        Outcome::new(Verdict::PassNotIpv4)
-    }
-
-    fn new(verdict: Verdict) -> Outcome {
-        Outcome {
-            verdict,
-            before: Tuple::default(),
-            after: Tuple::default(),
-            ip_len: 0,
-            notes: Notes::default(),
-        }
-    }
-}
-
 /// Who a packet is, as the caller knows it; carried along with held fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PacketMeta {
@@ -185,99 +80,6 @@ pub struct PacketMeta {
     pub orig_len: u32,
     /// pcap link type of the frame.
     pub link_type: u16,
-}
-
-/// A consequence of holding fragments, delivered after the packet that caused it.
-#[derive(Debug)]
-pub enum Event {
-    /// A held fragment whose first fragment has now decided; `data` is the rewritten frame.
-    Released {
-        /// The fragment's own record.
-        meta: PacketMeta,
-        /// The frame, rewritten per the verdict (return it with [`Translator::recycle`]).
-        data: Vec<u8>,
-        /// What happened to it.
-        outcome: Outcome,
-    },
-    /// A held fragment that waited too long or did not fit; dropped as `fragment_orphan`.
-    Orphan {
-        /// The fragment's record.
-        meta: PacketMeta,
-        /// The frame as it arrived (unchanged), so an annotated output can keep it; hand it
-        /// back with [`Translator::recycle`].
-        data: Vec<u8>,
-        /// Its outcome (always `Drop(FragmentOrphan)`).
-        outcome: Outcome,
-    },
-}
-
-impl Event {
-    /// The record to deliver, its bytes and its outcome, as of `now_ns`: a released fragment
-    /// leaves when its first fragment let it (`now_ns` at the latest); an orphan keeps its
-    /// arrival time, since it is only shown, unchanged, never sent.
-    pub fn into_parts(self, now_ns: u64) -> (PacketMeta, Vec<u8>, Outcome) {
-        match self {
-            Event::Released {
-                mut meta,
-                data,
-                outcome,
-            } => {
-                meta.ts_ns = meta.ts_ns.max(now_ns);
-                (meta, data, outcome)
-            }
-            Event::Orphan {
-                meta,
-                data,
-                outcome,
-            } => (meta, data, outcome),
-        }
-    }
-}
-
-/// The rewrite a datagram's first fragment decided for the rest of it.
-#[derive(Debug, Clone, Copy)]
-enum FragAction {
-    Rewrite {
-        verdict: Verdict,
-        new_src: u32,
-        new_dst: u32,
-    },
-    Pass,
-    Drop(DropReason),
-}
-
-#[derive(Debug, Clone, Copy)]
-struct FragState {
-    action: FragAction,
-    created_ns: u64,
-}
-
-#[derive(Debug)]
-struct HeldFrag {
-    key: u128,
-    meta: PacketMeta,
-    data: Vec<u8>,
-}
-
-/// The datagram key of a fragment: (src, dst, protocol, identification).
-#[inline]
-fn frag_key(src: u32, dst: u32, proto: u8, ident: u16) -> u128 {
-    (u128::from(src) << 64)
-        | (u128::from(dst) << 32)
-        | (u128::from(proto) << 16)
-        | u128::from(ident)
-}
-
-/// ICMP types that carry an offending datagram (RFC 792, RFC 1812).
-#[inline]
-pub(crate) fn is_icmp_error(icmp_type: u8) -> bool {
-    matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
-}
-
-/// ICMP query types whose identifier field plays the role of a port.
-#[inline]
-fn is_icmp_query(icmp_type: u8) -> bool {
-    matches!(icmp_type, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)
 }
 
 #[inline]
@@ -294,13 +96,61 @@ fn flow_timeout(proto: u8, tcp_flags: u8) -> u64 {
 /// The stateful translator of one gateway.
 #[derive(Debug)]
 pub struct Translator<'t> {
-    table: &'t ForwardTable,
-    config: Config,
-    flows: FlowTable,
-    frags: AHashMap<u128, FragState>,
-    held: VecDeque<HeldFrag>,
-    events: VecDeque<Event>,
-    spare: Vec<Vec<u8>>,
+    pub(super) table: &'t ForwardTable,
+    pub(super) config: Config,
+    pub(super) flows: FlowTable,
+    pub(super) frags: AHashMap<u128, FragState>,
+    pub(super) held: VecDeque<HeldFrag>,
+    pub(super) events: VecDeque<Event>,
+    pub(super) spare: Vec<Vec<u8>>,
+}
+
+/// Which way a packet crosses the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Direction {
+    /// To an EIP: the destination becomes the server.
+    Inbound,
+    /// From a server (or toward one's public address, for an ICMP error about it): the source
+    /// becomes the EIP.
+    Outbound,
+}
+
+impl Direction {
+    /// Inbound when `to_eip`.
+    #[inline(always)]
+    pub(super) fn of(to_eip: bool) -> Direction {
+        if to_eip {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        }
+    }
+
+    /// Turns `t` into the tuple as it leaves with binding `b`: its destination or its source
+    /// rewritten.
+    #[inline(always)]
+    fn translate(self, t: &mut Tuple, b: &Binding) {
+        match self {
+            Direction::Inbound => {
+                t.dst = b.int_ip;
+                t.dport = b.int_port;
+            }
+            Direction::Outbound => {
+                t.src = b.ext_ip;
+                t.sport = b.ext_port;
+            }
+        }
+    }
+}
+
+/// What [`Translator::bind`] found for a packet.
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    dir: Direction,
+    /// The flow's binding; `None` when no entry applies.
+    binding: Option<Binding>,
+    /// The binding was made by this packet.
+    new_flow: bool,
 }
 
 /// Where the transport fields of a packet lie, after checking they were captured.
@@ -317,27 +167,27 @@ struct L4 {
 }
 
 impl L4 {
-    /// The fields of a TCP segment `p` whose fixed 20-byte header was captured.
+    /// The fields of a TCP segment whose fixed 20-byte header was captured.
     #[inline(always)]
-    fn tcp(p: &[u8; 20]) -> L4 {
-        L4::ported(p, TCP_CHECKSUM, false, p[13])
-    }
-
-    /// The fields of a UDP datagram `p` whose 8-byte header was captured.
-    #[inline(always)]
-    fn udp(p: &[u8; 8]) -> L4 {
-        L4::ported(p, UDP_CHECKSUM, true, 0)
-    }
-
-    /// Both protocols start with the source and destination ports.
-    #[inline(always)]
-    fn ported(p: &[u8], csum_at: usize, udp: bool, tcp_flags: u8) -> L4 {
+    fn tcp(h: TcpHeader<&[u8; 20]>) -> L4 {
         L4 {
-            sport: u16::from_be_bytes([p[0], p[1]]),
-            dport: u16::from_be_bytes([p[2], p[3]]),
-            csum_at: Some(csum_at),
-            udp,
-            tcp_flags,
+            sport: h.src_port(),
+            dport: h.dst_port(),
+            csum_at: Some(TCP_CHECKSUM),
+            udp: false,
+            tcp_flags: h.flags(),
+        }
+    }
+
+    /// The fields of a UDP datagram whose 8-byte header was captured.
+    #[inline(always)]
+    fn udp(h: UdpHeader<&[u8; 8]>) -> L4 {
+        L4 {
+            sport: h.src_port(),
+            dport: h.dst_port(),
+            csum_at: Some(UDP_CHECKSUM),
+            udp: true,
+            tcp_flags: 0,
         }
     }
 }
@@ -511,33 +361,34 @@ impl<'t> Translator<'t> {
         let (header, rest) = frame
             .get_mut(offset..)?
             .split_first_chunk_mut::<MIN_HEADER_LEN>()?;
+        let h = Ipv4Header::new(&*header);
         // Version 4, no options; neither a fragment nor fragmented (MF clear, offset 0).
-        if header[0] != 0x45 || header[6] & 0x3f != 0 || header[7] != 0 {
+        if !h.is_plain() || h.is_fragment() {
             return None;
         }
-        let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let total = usize::from(h.total_len());
         // Whole (not snapped), so the transport checksum can be verified.
         let payload = rest.get_mut(..total.checked_sub(MIN_HEADER_LEN)?)?;
-        if !self.config.keep_ttl && header[8] <= 1 {
+        if !self.config.keep_ttl && h.ttl() <= 1 {
             return None;
         }
-        let proto = header[9];
+        let proto = h.protocol();
         let l4 = match proto {
             PROTO_TCP => {
-                let fixed = payload.first_chunk::<20>()?;
-                let doff = usize::from(fixed[12] >> 4) * 4;
+                let tcp = TcpHeader::new(payload.first_chunk::<20>()?);
+                let doff = tcp.data_offset();
                 if doff < 20 || doff > payload.len() {
                     return None;
                 }
-                L4::tcp(fixed)
+                L4::tcp(tcp)
             }
             PROTO_UDP => {
-                let fixed = payload.first_chunk::<8>()?;
-                let ulen = usize::from(u16::from_be_bytes([fixed[4], fixed[5]]));
+                let udp = UdpHeader::new(payload.first_chunk::<8>()?);
+                let ulen = usize::from(udp.length());
                 if ulen < 8 || ulen > payload.len() {
                     return None;
                 }
-                L4::udp(fixed)
+                L4::udp(udp)
             }
             _ => return None,
         };
@@ -549,13 +400,13 @@ impl<'t> Translator<'t> {
         }
         let before = Tuple {
             proto,
-            src: u32::from_be_bytes([header[12], header[13], header[14], header[15]]),
+            src: h.src(),
             sport: l4.sport,
-            dst: u32::from_be_bytes([header[16], header[17], header[18], header[19]]),
+            dst: h.dst(),
             dport: l4.dport,
         };
         let tmo = flow_timeout(proto, l4.tcp_flags);
-        let (inbound, bound) = self.bind(before, meta.ts_ns, tmo);
+        let bound = self.bind(before, meta.ts_ns, tmo);
         let mut out = Outcome {
             verdict: Verdict::PassForeign,
             before,
@@ -563,23 +414,17 @@ impl<'t> Translator<'t> {
             ip_len: total as u16,
             notes: Notes::default(),
         };
-        let Some((b, new_flow)) = bound else {
-            out.verdict = self.unbound_verdict(inbound);
+        let Some(b) = bound.binding else {
+            out.verdict = self.unbound_verdict(bound.dir);
             return Some(out);
         };
-        let verdict = Self::bound_verdict(&b, inbound);
-        if inbound {
-            out.after.dst = b.int_ip;
-            out.after.dport = b.int_port;
-        } else {
-            out.after.src = b.ext_ip;
-            out.after.sport = b.ext_port;
-        }
+        let verdict = Self::bound_verdict(&b, bound.dir);
+        bound.dir.translate(&mut out.after, &b);
         out.verdict = verdict;
-        out.notes.new_flow = new_flow;
+        out.notes.new_flow = bound.new_flow;
         out.notes.bad_l4_checksum_in = !segment_verifies(addresses_sum, proto, payload);
         let decrement_ttl = !self.config.keep_ttl;
-        rewrite(header, payload, l4, inbound, &b, decrement_ttl);
+        rewrite(header, payload, l4, bound.dir, &b, decrement_ttl);
         Some(out)
     }
 
@@ -599,35 +444,30 @@ impl<'t> Translator<'t> {
         let Frame::Ipv4 { offset } = locate_ipv4(link_type, frame) else {
             return None;
         };
-        let header = frame.get(offset..)?.first_chunk::<MIN_HEADER_LEN>()?;
-        if header[0] != 0x45 || header[6] & 0x3f != 0 || header[7] != 0 {
+        let (header, rest) = frame.get(offset..)?.split_first_chunk::<MIN_HEADER_LEN>()?;
+        let h = Ipv4Header::new(header);
+        if !h.is_plain() || h.is_fragment() {
             return None;
         }
-        let proto = header[9];
+        let proto = h.protocol();
         if proto != PROTO_TCP && proto != PROTO_UDP {
             return None;
         }
-        let ports = frame.get(offset + MIN_HEADER_LEN..)?.first_chunk::<4>()?;
         let t = Tuple {
             proto,
-            src: u32::from_be_bytes([header[12], header[13], header[14], header[15]]),
-            sport: u16::from_be_bytes([ports[0], ports[1]]),
-            dst: u32::from_be_bytes([header[16], header[17], header[18], header[19]]),
-            dport: u16::from_be_bytes([ports[2], ports[3]]),
+            src: h.src(),
+            sport: read16(rest, l4::SRC_PORT)?,
+            dst: h.dst(),
+            dport: read16(rest, l4::DST_PORT)?,
         };
         // The direction `bind` will settle: an EIP as destination is inbound.
-        let inbound = self.table.is_eip(t.dst);
-        let key = if inbound {
-            FlowKey::inbound(t.proto, t.src, t.sport, t.dst, t.dport)
-        } else {
-            FlowKey::outbound(t.proto, t.src, t.sport, t.dst, t.dport)
+        let dir = Direction::of(self.table.is_eip(t.dst));
+        let key = match dir {
+            Direction::Inbound => FlowKey::inbound(t.proto, t.src, t.sport, t.dst, t.dport),
+            Direction::Outbound => FlowKey::outbound(t.proto, t.src, t.sport, t.dst, t.dport),
         };
         self.flows.prefetch_index(key);
-        Some(Lookahead {
-            key,
-            tuple: t,
-            inbound,
-        })
+        Some(Lookahead { key, tuple: t, dir })
     }
 
     /// The second half, once the index line had time to arrive: starts loading the flow's
@@ -639,16 +479,19 @@ impl<'t> Translator<'t> {
             return;
         }
         let t = ahead.tuple;
-        let back = if ahead.inbound {
-            let Inbound::Hit(m) = self.table.lookup(t.dst, t.proto, t.dport) else {
-                return;
-            };
-            FlowKey::outbound(t.proto, m.ip, m.port, t.src, t.sport)
-        } else {
-            let Some(m) = self.table.reverse(t.src, t.proto, t.sport) else {
-                return;
-            };
-            FlowKey::inbound(t.proto, t.dst, t.dport, m.ip, m.port)
+        let back = match ahead.dir {
+            Direction::Inbound => {
+                let Inbound::Hit(m) = self.table.lookup(t.dst, t.proto, t.dport) else {
+                    return;
+                };
+                FlowKey::outbound(t.proto, m.ip, m.port, t.src, t.sport)
+            }
+            Direction::Outbound => {
+                let Some(m) = self.table.reverse(t.src, t.proto, t.sport) else {
+                    return;
+                };
+                FlowKey::inbound(t.proto, t.dst, t.dport, m.ip, m.port)
+            }
         };
         self.flows.prefetch_index(back);
     }
@@ -660,30 +503,28 @@ impl<'t> Translator<'t> {
         let offset = match locate_ipv4(meta.link_type, frame) {
             Frame::Ipv4 { offset } => offset,
             Frame::NotIpv4 => return Outcome::new(Verdict::PassNotIpv4),
-            Frame::Truncated { .. } => {
-                let mut o = Outcome::new(Verdict::Drop(DropReason::Malformed));
-                o.notes.malformed = Some("link-layer header cut short");
-                return o;
+            Frame::Truncated { needed, len } => {
+                return Outcome::malformed(Malformed::Link { needed, len });
             }
         };
         let wire_len = (meta.orig_len as usize).saturating_sub(offset);
-        let ip = match Ipv4Packet::new_checked(&mut frame[offset..], wire_len) {
+        // `locate_ipv4` puts the offset within the frame; were it not, the view would find an
+        // empty header and call it malformed.
+        let bytes = frame.get_mut(offset..).unwrap_or_default();
+        let ip = match Ipv4Packet::new_checked(bytes, wire_len) {
             Ok(ip) => ip,
-            Err(e) => {
-                let mut o = Outcome::new(Verdict::Drop(DropReason::Malformed));
-                o.notes.ip_error = Some(e);
-                return o;
-            }
+            Err(e) => return Outcome::malformed(Malformed::Ip(e)),
         };
-        let ident = ip.ident();
-        let out = self.process_ip(ip, meta.ts_ns);
+        let frag = frag_key(ip.src(), ip.dst(), ip.protocol(), ip.ident());
+        let out = self.process_ip(ip, frag, meta.ts_ns);
         if out.verdict == Verdict::Held {
-            self.hold(frame, meta, &out, ident);
+            self.hold(frame, meta, frag);
         }
         out
     }
 
-    fn process_ip(&mut self, mut ip: Ipv4Packet<&mut [u8]>, now: u64) -> Outcome {
+    /// A located IPv4 packet with its datagram's fragment key `frag`.
+    fn process_ip(&mut self, mut ip: Ipv4Packet<&mut [u8]>, frag: u128, now: u64) -> Outcome {
         let mut out = Outcome::new(Verdict::PassForeign);
         out.ip_len = ip.total_len() as u16;
         out.notes.snapped = ip.is_snapped();
@@ -704,14 +545,14 @@ impl<'t> Translator<'t> {
         // RFC 791 counts the offset in 8-byte units of a datagram whose length is a 16-bit
         // field, so no real fragment ends past 65535; such a one is a lie (or an attack on
         // reassembly buffers) and is dropped alone, since this gateway does not reassemble.
-        if usize::from(ip.frag_offset()) * 8 + (ip.total_len() - ip.header_len()) > MAX_DATAGRAM_LEN
-        {
+        let end = usize::from(ip.frag_offset()) * 8 + (ip.total_len() - ip.header_len());
+        if end > MAX_DATAGRAM_LEN {
             out.verdict = Verdict::Drop(DropReason::Malformed);
-            out.notes.malformed = Some("fragment offset and length reach beyond 65535 bytes");
+            out.notes.malformed = Some(Malformed::FragmentBeyond64k { end });
             return out;
         }
         if ip.frag_offset() != 0 {
-            return self.later_fragment(ip, now, out);
+            return self.later_fragment(ip, frag, now, out);
         }
         if proto == PROTO_ICMP
             && let Some(&t) = ip.payload().first()
@@ -730,98 +571,87 @@ impl<'t> Translator<'t> {
         out.before.sport = l4.sport;
         out.before.dport = l4.dport;
         out.after = out.before;
-        let (src, dst) = (out.before.src, out.before.dst);
         let tmo = flow_timeout(proto, l4.tcp_flags);
-
-        let (inbound, bound) = self.bind(out.before, now, tmo);
-
+        let bound = self.bind(out.before, now, tmo);
+        // A first fragment's decision is remembered for the rest of its datagram.
         let first_fragment = ip.more_frags();
-        let ident = ip.ident();
-        let Some((binding, new_flow)) = bound else {
-            let v = self.unbound_verdict(inbound);
+        let Some(binding) = bound.binding else {
+            let v = self.unbound_verdict(bound.dir);
             out.verdict = v;
             if first_fragment {
                 let action = match v {
                     Verdict::Drop(r) => FragAction::Drop(r),
                     _ => FragAction::Pass,
                 };
-                self.remember_fragment(frag_key(src, dst, proto, ident), action, now);
+                self.remember_fragment(frag, action, now);
             }
             return out;
         };
-        let verdict = Self::bound_verdict(&binding, inbound);
         if !self.config.keep_ttl && ip.ttl() <= 1 {
             out.verdict = Verdict::Drop(DropReason::TtlExpired);
             if first_fragment {
                 let action = FragAction::Drop(DropReason::TtlExpired);
-                self.remember_fragment(frag_key(src, dst, proto, ident), action, now);
+                self.remember_fragment(frag, action, now);
             }
             return out;
         }
-        out.notes.new_flow = new_flow;
+        out.notes.new_flow = bound.new_flow;
         out.notes.bad_l4_checksum_in = !out.notes.fragment
             && !out.notes.snapped
             && l4.csum_at.is_some()
             && !l4_checksum_ok(&ip, proto);
-        let (new_ip, new_port) = if inbound {
-            (binding.int_ip, binding.int_port)
-        } else {
-            (binding.ext_ip, binding.ext_port)
-        };
         let (header, payload) = ip.split_mut();
-        rewrite(
-            header,
-            payload,
-            l4,
-            inbound,
-            &binding,
-            !self.config.keep_ttl,
-        );
+        let decrement_ttl = !self.config.keep_ttl;
+        rewrite(header, payload, l4, bound.dir, &binding, decrement_ttl);
+        let verdict = Self::bound_verdict(&binding, bound.dir);
         out.verdict = verdict;
-        if inbound {
-            out.after.dst = new_ip;
-            out.after.dport = new_port;
-        } else {
-            out.after.src = new_ip;
-            out.after.sport = new_port;
-        }
+        bound.dir.translate(&mut out.after, &binding);
         if first_fragment {
-            let (new_src, new_dst) = (out.after.src, out.after.dst);
             let action = FragAction::Rewrite {
                 verdict,
-                new_src,
-                new_dst,
+                new_src: out.after.src,
+                new_dst: out.after.dst,
             };
-            self.remember_fragment(frag_key(src, dst, proto, ident), action, now);
+            self.remember_fragment(frag, action, now);
         }
         out
     }
 
-    /// The direction of a TCP/UDP/ICMP-query packet with tuple `t` (true: sent to an EIP) and
-    /// its binding: its flow's, refreshed, or a new one made from the forward table (returned
-    /// with `true`); `None` when no entry applies.
+    /// The direction of a TCP/UDP/ICMP-query packet with tuple `t` and its binding: its
+    /// flow's, refreshed, or a new one made from the forward table.
     #[inline(always)]
-    fn bind(&mut self, t: Tuple, now: u64, tmo: u64) -> (bool, Option<(Binding, bool)>) {
+    fn bind(&mut self, t: Tuple, now: u64, tmo: u64) -> Bound {
         // Every inbound key in the flow table has an EIP as its destination (both ways of
         // making one put it there), so a hit on the inbound key settles the direction without
         // asking the forward table; for any other destination the probe misses and changes
         // nothing.
         let in_key = FlowKey::inbound(t.proto, t.src, t.sport, t.dst, t.dport);
         if let Some(b) = self.flows.touch(in_key, now, tmo) {
-            return (true, Some((b, false)));
+            return Bound {
+                dir: Direction::Inbound,
+                binding: Some(b),
+                new_flow: false,
+            };
         }
-        if self.table.is_eip(t.dst) {
-            let bound = self.bind_new(t, true, in_key, now, tmo);
-            return (true, bound.map(|b| (b, true)));
-        }
-        let out_key = FlowKey::outbound(t.proto, t.src, t.sport, t.dst, t.dport);
-        let bound = match self.flows.touch(out_key, now, tmo) {
-            Some(b) => Some((b, false)),
-            None => self
-                .bind_new(t, false, out_key, now, tmo)
-                .map(|b| (b, true)),
+        let (dir, key) = if self.table.is_eip(t.dst) {
+            (Direction::Inbound, in_key)
+        } else {
+            let out_key = FlowKey::outbound(t.proto, t.src, t.sport, t.dst, t.dport);
+            if let Some(b) = self.flows.touch(out_key, now, tmo) {
+                return Bound {
+                    dir: Direction::Outbound,
+                    binding: Some(b),
+                    new_flow: false,
+                };
+            }
+            (Direction::Outbound, out_key)
         };
-        (false, bound)
+        let binding = self.bind_new(t, dir, key, now, tmo);
+        Bound {
+            dir,
+            binding,
+            new_flow: binding.is_some(),
+        }
     }
 
     /// A new flow's binding from the forward table, recorded under both of its keys.
@@ -829,7 +659,7 @@ impl<'t> Translator<'t> {
     fn bind_new(
         &mut self,
         t: Tuple,
-        inbound: bool,
+        dir: Direction,
         key: FlowKey,
         now: u64,
         tmo: u64,
@@ -841,42 +671,43 @@ impl<'t> Translator<'t> {
             dst,
             dport,
         } = t;
-        if inbound {
-            let Inbound::Hit(m) = self.table.lookup(dst, proto, dport) else {
-                return None;
-            };
-            let b = Binding::new(m.entry, m.kind, (dst, dport), (m.ip, m.port));
-            let back = FlowKey::outbound(proto, m.ip, m.port, src, sport);
-            self.flows.insert(key, back, b, now, tmo);
-            Some(b)
-        } else {
-            let m = self.table.reverse(src, proto, sport)?;
-            let b = Binding::new(m.entry, m.kind, (m.ip, m.port), (src, sport));
-            let back = FlowKey::inbound(proto, dst, dport, m.ip, m.port);
-            self.flows.insert(back, key, b, now, tmo);
-            Some(b)
+        match dir {
+            Direction::Inbound => {
+                let Inbound::Hit(m) = self.table.lookup(dst, proto, dport) else {
+                    return None;
+                };
+                let b = Binding::new(m.entry, m.kind, (dst, dport), (m.ip, m.port));
+                let back = FlowKey::outbound(proto, m.ip, m.port, src, sport);
+                self.flows.insert(key, back, b, now, tmo);
+                Some(b)
+            }
+            Direction::Outbound => {
+                let m = self.table.reverse(src, proto, sport)?;
+                let b = Binding::new(m.entry, m.kind, (m.ip, m.port), (src, sport));
+                let back = FlowKey::inbound(proto, dst, dport, m.ip, m.port);
+                self.flows.insert(back, key, b, now, tmo);
+                Some(b)
+            }
         }
     }
 
     /// The verdict on a packet translated with binding `b`.
     #[inline]
-    fn bound_verdict(b: &Binding, inbound: bool) -> Verdict {
+    pub(super) fn bound_verdict(b: &Binding, dir: Direction) -> Verdict {
         let (entry, kind) = (b.entry, b.kind);
-        if inbound {
-            Verdict::Inbound { entry, kind }
-        } else {
-            Verdict::Outbound { entry, kind }
+        match dir {
+            Direction::Inbound => Verdict::Inbound { entry, kind },
+            Direction::Outbound => Verdict::Outbound { entry, kind },
         }
     }
 
     /// The verdict on a packet no entry applies to: an EIP's is dropped, other traffic is
     /// foreign.
     #[inline]
-    fn unbound_verdict(&self, inbound: bool) -> Verdict {
-        if inbound {
-            Verdict::Drop(DropReason::NoRule)
-        } else {
-            self.foreign_verdict()
+    pub(super) fn unbound_verdict(&self, dir: Direction) -> Verdict {
+        match dir {
+            Direction::Inbound => Verdict::Drop(DropReason::NoRule),
+            Direction::Outbound => self.foreign_verdict(),
         }
     }
 
@@ -888,7 +719,7 @@ impl<'t> Translator<'t> {
     }
 
     /// Reads and checks the transport header fields NAT needs.
-    fn transport(&self, ip: &Ipv4Packet<&mut [u8]>) -> Result<L4, &'static str> {
+    fn transport(&self, ip: &Ipv4Packet<&mut [u8]>) -> Result<L4, Malformed> {
         let p = ip.payload();
         let l4_len = ip.total_len() - ip.header_len();
         let whole = !ip.is_snapped() && !ip.is_fragment();
@@ -903,31 +734,39 @@ impl<'t> Translator<'t> {
             PROTO_TCP => {
                 // RFC 1858: a first fragment must hold the whole fixed TCP header.
                 let Some(fixed) = p.first_chunk::<20>() else {
-                    return Err("TCP header cut short");
+                    return Err(Malformed::TcpHeaderShort { len: p.len() });
                 };
-                let doff = usize::from(fixed[12] >> 4) * 4;
+                let tcp = TcpHeader::new(fixed);
+                let doff = tcp.data_offset();
                 if doff < 20 || (whole && doff > l4_len) {
-                    return Err("TCP data offset beyond the segment");
+                    return Err(Malformed::TcpDataOffset {
+                        data_offset: doff,
+                        len: l4_len,
+                    });
                 }
-                l4 = L4::tcp(fixed);
+                l4 = L4::tcp(tcp);
             }
             PROTO_UDP => {
                 let Some(fixed) = p.first_chunk::<8>() else {
-                    return Err("UDP header cut short");
+                    return Err(Malformed::UdpHeaderShort { len: p.len() });
                 };
-                let ulen = usize::from(u16::from_be_bytes([fixed[4], fixed[5]]));
+                let udp = UdpHeader::new(fixed);
+                let ulen = usize::from(udp.length());
                 if !ip.is_fragment() && (ulen < 8 || ulen > l4_len) {
-                    return Err("UDP length disagrees with the IP length");
+                    return Err(Malformed::UdpLength {
+                        udp_len: ulen,
+                        len: l4_len,
+                    });
                 }
-                l4 = L4::udp(fixed);
+                l4 = L4::udp(udp);
             }
             PROTO_ICMP => {
-                if p.len() < 4 {
-                    return Err("ICMP header cut short");
-                }
-                if is_icmp_query(p[0]) {
-                    let Some(id) = read16(p, 4) else {
-                        return Err("ICMP query without an identifier");
+                let Some(fixed) = p.first_chunk::<4>() else {
+                    return Err(Malformed::IcmpHeaderShort { len: p.len() });
+                };
+                if IcmpHeader::new(fixed).is_query() {
+                    let Some(id) = read16(p, l4::ICMP_IDENT) else {
+                        return Err(Malformed::IcmpQueryShort { len: p.len() });
                     };
                     l4.sport = id;
                     l4.dport = id;
@@ -937,356 +776,9 @@ impl<'t> Translator<'t> {
         }
         Ok(l4)
     }
-
-    fn remember_fragment(&mut self, key: u128, action: FragAction, now: u64) {
-        if self.frags.len() >= FRAG_STATE_MAX {
-            self.frags
-                .retain(|_, s| now.saturating_sub(s.created_ns) <= FRAG_STATE_NS);
-        }
-        if self.frags.len() < FRAG_STATE_MAX {
-            self.frags.insert(
-                key,
-                FragState {
-                    action,
-                    created_ns: now,
-                },
-            );
-        }
-        if !self.held.is_empty() {
-            self.release_held(key, action);
-        }
-    }
-
-    fn later_fragment(
-        &mut self,
-        mut ip: Ipv4Packet<&mut [u8]>,
-        now: u64,
-        mut out: Outcome,
-    ) -> Outcome {
-        let key = frag_key(out.before.src, out.before.dst, out.before.proto, ip.ident());
-        let state = self
-            .frags
-            .get(&key)
-            .copied()
-            .filter(|s| now < s.created_ns || now - s.created_ns <= FRAG_STATE_NS);
-        match state {
-            Some(s) => self.apply_fragment_action(&mut ip, s.action, &mut out),
-            // `process` copies the frame aside once the view's borrow has ended.
-            None if self.held.len() < FRAG_HOLD_MAX => out.verdict = Verdict::Held,
-            None => out.verdict = Verdict::Drop(DropReason::FragmentOrphan),
-        }
-        out
-    }
-
-    fn hold(&mut self, frame: &[u8], meta: &PacketMeta, out: &Outcome, ident: u16) {
-        let key = frag_key(out.before.src, out.before.dst, out.before.proto, ident);
-        let mut data = self.spare.pop().unwrap_or_default();
-        data.clear();
-        data.extend_from_slice(frame);
-        self.held.push_back(HeldFrag {
-            key,
-            meta: *meta,
-            data,
-        });
-    }
-
-    fn apply_fragment_action(
-        &self,
-        ip: &mut Ipv4Packet<&mut [u8]>,
-        action: FragAction,
-        out: &mut Outcome,
-    ) {
-        match action {
-            FragAction::Pass => out.verdict = Verdict::PassForeign,
-            FragAction::Drop(r) => out.verdict = Verdict::Drop(r),
-            FragAction::Rewrite {
-                verdict,
-                new_src,
-                new_dst,
-            } => {
-                if !self.config.keep_ttl && ip.ttl() <= 1 {
-                    out.verdict = Verdict::Drop(DropReason::TtlExpired);
-                    return;
-                }
-                if ip.src() != new_src {
-                    ip.set_src(new_src);
-                }
-                if ip.dst() != new_dst {
-                    ip.set_dst(new_dst);
-                }
-                if !self.config.keep_ttl {
-                    ip.decrement_ttl();
-                }
-                out.verdict = verdict;
-                out.after.src = new_src;
-                out.after.dst = new_dst;
-            }
-        }
-    }
-
-    fn release_held(&mut self, key: u128, action: FragAction) {
-        let mut i = 0;
-        while i < self.held.len() {
-            if self.held[i].key != key {
-                i += 1;
-                continue;
-            }
-            let Some(mut h) = self.held.remove(i) else {
-                break;
-            };
-            let mut out = Outcome::new(Verdict::Held);
-            let offset = match locate_ipv4(h.meta.link_type, &h.data) {
-                Frame::Ipv4 { offset } => offset,
-                // The frame was located before it was held; it cannot change.
-                _ => 0,
-            };
-            let wire_len = (h.meta.orig_len as usize).saturating_sub(offset);
-            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut h.data[offset..], wire_len) {
-                out.ip_len = ip.total_len() as u16;
-                out.notes.fragment = true;
-                out.notes.snapped = ip.is_snapped();
-                out.before = Tuple {
-                    proto: ip.protocol(),
-                    src: ip.src(),
-                    sport: 0,
-                    dst: ip.dst(),
-                    dport: 0,
-                };
-                out.after = out.before;
-                self.apply_fragment_action(&mut ip, action, &mut out);
-            }
-            self.events.push_back(Event::Released {
-                meta: h.meta,
-                data: h.data,
-                outcome: out,
-            });
-        }
-    }
-
-    fn expire_held(&mut self, now: u64) {
-        while let Some(front) = self.held.front() {
-            if now > front.meta.ts_ns && now - front.meta.ts_ns > FRAG_HOLD_NS {
-                if let Some(h) = self.held.pop_front() {
-                    self.orphan(h);
-                }
-            } else {
-                break;
-            }
-        }
-    }
-
-    fn orphan(&mut self, h: HeldFrag) {
-        let mut out = Outcome::new(Verdict::Drop(DropReason::FragmentOrphan));
-        out.notes.fragment = true;
-        let src = (h.key >> 64) as u32;
-        let dst = (h.key >> 32) as u32;
-        let proto = (h.key >> 16) as u8;
-        out.before = Tuple {
-            proto,
-            src,
-            sport: 0,
-            dst,
-            dport: 0,
-        };
-        out.after = out.before;
-        self.events.push_back(Event::Orphan {
-            meta: h.meta,
-            data: h.data,
-            outcome: out,
-        });
-    }
-
-    /// An ICMP error: translate the outer header and, in the inverse direction, the datagram
-    /// it quotes (RFC 5508 section 4.2 / RFC 3022 section 4.3).
-    fn icmp_error(&mut self, mut ip: Ipv4Packet<&mut [u8]>, now: u64, mut out: Outcome) -> Outcome {
-        out.notes.icmp_error = true;
-        let outer_src = out.before.src;
-        let outer_dst = out.before.dst;
-        let Some(q) = Quoted::parse(ip.payload()) else {
-            out.verdict = Verdict::Drop(DropReason::Malformed);
-            out.notes.malformed = Some("ICMP error quotes a datagram cut short");
-            return out;
-        };
-        let inbound = self.table.is_eip(outer_dst);
-        // Inbound: the quoted datagram is one the gateway sent out from (EIP, port); outbound:
-        // one it delivered to the server that now complains.
-        let target = if inbound {
-            let key = FlowKey::inbound(q.proto, q.dst, q.dport, q.src, q.sport);
-            match self.flows.touch(key, now, u64::MAX) {
-                Some(b) => Some((
-                    b,
-                    Verdict::Inbound {
-                        entry: b.entry,
-                        kind: b.kind,
-                    },
-                )),
-                None => match self.table.lookup(q.src, q.proto, q.sport) {
-                    Inbound::Hit(m) => Some((
-                        Binding::new(m.entry, m.kind, (q.src, q.sport), (m.ip, m.port)),
-                        Verdict::Inbound {
-                            entry: m.entry,
-                            kind: m.kind,
-                        },
-                    )),
-                    _ => None,
-                },
-            }
-        } else {
-            let key = FlowKey::outbound(q.proto, q.dst, q.dport, q.src, q.sport);
-            match self.flows.touch(key, now, u64::MAX) {
-                Some(b) => Some((
-                    b,
-                    Verdict::Outbound {
-                        entry: b.entry,
-                        kind: b.kind,
-                    },
-                )),
-                None => self.table.reverse(q.dst, q.proto, q.dport).map(|m| {
-                    (
-                        Binding::new(m.entry, m.kind, (m.ip, m.port), (q.dst, q.dport)),
-                        Verdict::Outbound {
-                            entry: m.entry,
-                            kind: m.kind,
-                        },
-                    )
-                }),
-            }
-        };
-        let Some((b, verdict)) = target else {
-            out.verdict = if inbound {
-                Verdict::Drop(DropReason::NoRule)
-            } else {
-                self.foreign_verdict()
-            };
-            return out;
-        };
-        if !self.config.keep_ttl && ip.ttl() <= 1 {
-            out.verdict = Verdict::Drop(DropReason::TtlExpired);
-            return out;
-        }
-        let payload = ip.payload_mut();
-        if inbound {
-            q.rewrite(payload, true, b.int_ip, b.int_port);
-        } else {
-            q.rewrite(payload, false, b.ext_ip, b.ext_port);
-        }
-        if inbound {
-            ip.set_dst(b.int_ip);
-            out.after.dst = b.int_ip;
-        } else if outer_src == q.dst {
-            ip.set_src(b.ext_ip);
-            out.after.src = b.ext_ip;
-        }
-        if !self.config.keep_ttl {
-            ip.decrement_ttl();
-        }
-        out.verdict = verdict;
-        out
-    }
 }
 
-/// The datagram quoted in an ICMP error, located within the ICMP message.
-#[derive(Debug, Clone, Copy)]
-struct Quoted {
-    ip_at: usize,
-    l4_at: usize,
-    proto: u8,
-    src: u32,
-    dst: u32,
-    sport: u16,
-    dport: u16,
-    has_ports: bool,
-}
-
-impl Quoted {
-    /// Finds the quoted header after the 8-byte ICMP header; needs its whole IP header and,
-    /// for TCP/UDP, at least the two ports (RFC 792 promises 8 bytes).
-    fn parse(icmp: &[u8]) -> Option<Quoted> {
-        let ip_at = 8;
-        let ip = icmp.get(ip_at..)?;
-        if ip.len() < 20 || ip[0] >> 4 != 4 {
-            return None;
-        }
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        if ihl < 20 || ip.len() < ihl {
-            return None;
-        }
-        let proto = ip[9];
-        let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
-        let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
-        let l4 = &ip[ihl..];
-        let (sport, dport, has_ports) = match proto {
-            PROTO_TCP | PROTO_UDP => (read16(l4, 0)?, read16(l4, 2)?, true),
-            PROTO_ICMP if l4.first().is_some_and(|&t| is_icmp_query(t)) => {
-                let id = read16(l4, 4)?;
-                (id, id, true)
-            }
-            _ => (0, 0, false),
-        };
-        Some(Quoted {
-            ip_at,
-            l4_at: ip_at + ihl,
-            proto,
-            src,
-            dst,
-            sport,
-            dport,
-            has_ports,
-        })
-    }
-
-    /// Rewrites the quoted source (`inbound`: the error comes back to a server's public
-    /// address) or destination, fixing the quoted IP and L4 checksums and the ICMP checksum.
-    fn rewrite(&self, icmp: &mut [u8], inbound: bool, new_ip: u32, new_port: u16) {
-        let mut icmp_sum = read16(icmp, ICMP_CHECKSUM).unwrap_or(0);
-        let (addr_at, old_ip, port_at, old_port) = if inbound {
-            (self.ip_at + 12, self.src, self.l4_at, self.sport)
-        } else {
-            (self.ip_at + 16, self.dst, self.l4_at + 2, self.dport)
-        };
-        // Quoted IP header: the address and its header checksum.
-        icmp[addr_at..addr_at + 4].copy_from_slice(&new_ip.to_be_bytes());
-        icmp_sum = update32(icmp_sum, old_ip, new_ip);
-        let ipsum_at = self.ip_at + 10;
-        let old_ipsum = read16(icmp, ipsum_at).unwrap_or(0);
-        let new_ipsum = update32(old_ipsum, old_ip, new_ip);
-        write16(icmp, ipsum_at, new_ipsum);
-        icmp_sum = update16(icmp_sum, old_ipsum, new_ipsum);
-        if !self.has_ports {
-            write16(icmp, ICMP_CHECKSUM, icmp_sum);
-            return;
-        }
-        // For a quoted ICMP query the "port" is the identifier at offset 4, and its checksum
-        // does not cover addresses.
-        let (port_at, l4_csum_at, pseudo) = match self.proto {
-            PROTO_ICMP => (self.l4_at + 4, self.l4_at + 2, false),
-            PROTO_TCP => (port_at, self.l4_at + TCP_CHECKSUM, true),
-            _ => (port_at, self.l4_at + UDP_CHECKSUM, true),
-        };
-        if old_port != new_port {
-            write16(icmp, port_at, new_port);
-            icmp_sum = update16(icmp_sum, old_port, new_port);
-        }
-        // The quoted L4 checksum is present only if the quote is long enough.
-        if let Some(old_l4) = read16(icmp, l4_csum_at)
-            && !(self.proto == PROTO_UDP && old_l4 == 0)
-        {
-            let mut l4 = old_l4;
-            if pseudo {
-                l4 = update32(l4, old_ip, new_ip);
-            }
-            l4 = update16(l4, old_port, new_port);
-            if self.proto == PROTO_UDP && l4 == 0 {
-                l4 = 0xffff;
-            }
-            write16(icmp, l4_csum_at, l4);
-            icmp_sum = update16(icmp_sum, old_l4, l4);
-        }
-        write16(icmp, ICMP_CHECKSUM, icmp_sum);
-    }
-}
-
-/// Rewrites the destination (`inbound`) or source address and port per binding `b`, and
+/// Rewrites the destination (inbound) or source address and port per binding `b`, and
 /// decrements the TTL when asked, updating the IP header checksum once and the transport
 /// checksum once with the binding's precomputed deltas (the packet's old address and port
 /// are the binding's own: its flow key holds them).
@@ -1295,18 +787,32 @@ fn rewrite(
     header: &mut [u8; MIN_HEADER_LEN],
     payload: &mut [u8],
     l4: L4,
-    inbound: bool,
+    dir: Direction,
     b: &Binding,
     decrement_ttl: bool,
 ) {
     let d = &b.deltas;
-    let (new_ip, new_port, addr_delta, port_delta, port_at, old_port) = if inbound {
-        (b.int_ip, b.int_port, d.addr_in, d.port_in, 2, l4.dport)
-    } else {
-        (b.ext_ip, b.ext_port, d.addr_out, d.port_out, 0, l4.sport)
+    let (new_ip, new_port, addr_delta, port_delta, port_at, old_port) = match dir {
+        Direction::Inbound => (
+            b.int_ip,
+            b.int_port,
+            d.addr_in,
+            d.port_in,
+            l4::DST_PORT,
+            l4.dport,
+        ),
+        Direction::Outbound => (
+            b.ext_ip,
+            b.ext_port,
+            d.addr_out,
+            d.port_out,
+            l4::SRC_PORT,
+            l4.sport,
+        ),
     };
     let addr_delta = u64::from(addr_delta);
-    rewrite_header_addr(header, inbound, new_ip, addr_delta, decrement_ttl);
+    let to_dst = dir == Direction::Inbound;
+    rewrite_header_addr(header, to_dst, new_ip, addr_delta, decrement_ttl);
     let Some(csum_at) = l4.csum_at else {
         return;
     };
@@ -1344,7 +850,7 @@ fn l4_checksum_ok(ip: &Ipv4Packet<&mut [u8]>, proto: u8) -> bool {
 #[inline(always)]
 fn segment_verifies(addresses_sum_ne: u64, proto: u8, p: &[u8]) -> bool {
     let len = if proto == PROTO_UDP {
-        usize::from(read16(p, 4).unwrap_or(0)).min(p.len())
+        usize::from(read16(p, l4::UDP_LENGTH).unwrap_or(0)).min(p.len())
     } else {
         p.len()
     };

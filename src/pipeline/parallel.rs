@@ -18,7 +18,8 @@ use super::sink::Sink;
 use super::{Observer, Packets, ReplayError, ReplayOptions, ReplayResult, packet_meta};
 use crate::capture::{CaptureError, CaptureReader, CaptureWriter, Interface, RecordMeta};
 use crate::nat::{Config, FlowStats, ForwardTable, Outcome, PacketMeta, Translator};
-use crate::wire::{Frame, locate_ipv4};
+use crate::wire::ipv4::{MIN_HEADER_LEN, PROTO_ICMP};
+use crate::wire::{Frame, Ipv4Header, is_icmp_error, locate_ipv4};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 /// At most this many packets per round, over all workers...
@@ -79,24 +80,25 @@ fn shard(table: &ForwardTable, link_type: u16, frame: &[u8], workers: usize) -> 
     let Frame::Ipv4 { offset } = locate_ipv4(link_type, frame) else {
         return 0;
     };
-    let ip = &frame[offset..];
-    if ip.len() < 20 {
+    let Some(ip) = frame.get(offset..) else {
         return 0;
-    }
-    let addr = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    let (src, dst) = (addr(ip, 12), addr(ip, 16));
+    };
+    let Some(fixed) = ip.first_chunk::<MIN_HEADER_LEN>() else {
+        return 0;
+    };
+    let h = Ipv4Header::new(fixed);
+    let (src, dst) = (h.src(), h.dst());
     let mut key = if table.is_eip(dst) { src } else { dst };
     // An ICMP error belongs to the conversation of the datagram it quotes.
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[9] == 1
-        && let Some(icmp) = ip.get(ihl..)
-        && icmp
-            .first()
-            .is_some_and(|&t| crate::nat::translate::is_icmp_error(t))
-        && let Some(q) = icmp.get(8..28)
+    if h.protocol() == PROTO_ICMP
+        && let Some(icmp) = ip.get(h.header_len()..)
+        && icmp.first().is_some_and(|&t| is_icmp_error(t))
+        && let Some(q) = icmp
+            .get(8..)
+            .and_then(|q| q.first_chunk::<MIN_HEADER_LEN>())
     {
-        let (qsrc, qdst) = (addr(q, 12), addr(q, 16));
-        key = if table.is_eip(dst) { qdst } else { qsrc };
+        let q = Ipv4Header::new(q);
+        key = if table.is_eip(dst) { q.dst() } else { q.src() };
     }
     (u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % workers
 }

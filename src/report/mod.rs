@@ -3,55 +3,11 @@
 pub mod html;
 pub mod trace;
 
+pub use crate::nat::DropReason;
 use crate::nat::{FlowStats, ForwardTable, Outcome, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-
-/// Why a packet did not come out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DropReason {
-    /// To an EIP, but no entry covers its protocol and port.
-    NoRule,
-    /// A header that lies about its lengths or is cut short.
-    Malformed,
-    /// TTL of 0 or 1 on arrival: a router may not forward it.
-    TtlExpired,
-    /// The IPv4 header checksum does not verify (RFC 1812 5.2.2).
-    BadIpChecksum,
-    /// A later fragment whose first fragment never came within the hold limits.
-    FragmentOrphan,
-    /// Neither to an EIP nor from a mapped server, with `--foreign drop`.
-    Foreign,
-    /// Over the bandwidth package's rate.
-    RateLimited,
-}
-
-impl DropReason {
-    /// Every reason, in report order.
-    pub const ALL: [DropReason; 7] = [
-        DropReason::NoRule,
-        DropReason::Malformed,
-        DropReason::TtlExpired,
-        DropReason::BadIpChecksum,
-        DropReason::FragmentOrphan,
-        DropReason::Foreign,
-        DropReason::RateLimited,
-    ];
-
-    /// The report's key for this reason.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::NoRule => "no_rule",
-            DropReason::Malformed => "malformed",
-            DropReason::TtlExpired => "ttl_expired",
-            DropReason::BadIpChecksum => "bad_ip_checksum",
-            DropReason::FragmentOrphan => "fragment_orphan",
-            DropReason::Foreign => "foreign",
-            DropReason::RateLimited => "rate_limited",
-        }
-    }
-}
 
 /// Per-entry traffic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -86,7 +42,7 @@ pub struct Counters {
     /// Passed without change: IPv4 not concerning the gateway.
     pub passed_foreign: u64,
     /// Dropped, indexed like [`DropReason::ALL`].
-    pub dropped: [u64; 7],
+    pub dropped: [u64; DropReason::ALL.len()],
     /// Translated packets whose TCP/UDP checksum was already wrong on input (kept wrong).
     pub bad_l4_checksum_in: u64,
     /// Packets cut by the capture's snap length (translated from their headers).

@@ -1,15 +1,16 @@
 //! One line per packet: the teaching view of `replay --trace`, `--annotate` and `explain`.
 
 use crate::nat::{ForwardTable, Outcome, Tuple, Verdict};
+use crate::wire::ipv4::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
 /// A protocol's short name ("tcp", "udp", "icmp", "gre", "esp", or "proto N").
 pub fn proto_name(proto: u8) -> String {
     match proto {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
+        PROTO_ICMP => "icmp".into(),
+        PROTO_TCP => "tcp".into(),
+        PROTO_UDP => "udp".into(),
         47 => "gre".into(),
         50 => "esp".into(),
         51 => "ah".into(),
@@ -20,7 +21,7 @@ pub fn proto_name(proto: u8) -> String {
 
 /// "203.0.113.79:443" for TCP/UDP, the bare address otherwise.
 pub fn endpoint(proto: u8, ip: u32, port: u16) -> String {
-    if proto == 6 || proto == 17 {
+    if proto == PROTO_TCP || proto == PROTO_UDP {
         format!("{}:{port}", Ipv4Addr::from(ip))
     } else {
         Ipv4Addr::from(ip).to_string()
@@ -66,9 +67,7 @@ pub fn verdict_text(outcome: &Outcome, table: &ForwardTable) -> String {
         Verdict::Held => "held (a later fragment waiting for its first fragment)".into(),
         Verdict::Drop(reason) => {
             let mut s = format!("dropped: {}", reason.as_str());
-            if let Some(e) = outcome.notes.ip_error {
-                let _ = write!(s, " ({e})");
-            } else if let Some(m) = outcome.notes.malformed {
+            if let Some(m) = outcome.notes.malformed {
                 let _ = write!(s, " ({m})");
             }
             s

@@ -1,6 +1,7 @@
 //! A checked view over an IPv4 header, and the few transport-layer fields NAT touches.
 
 use super::checksum;
+use super::header::Ipv4Header;
 use thiserror::Error;
 
 /// Byte offsets of IPv4 header fields (RFC 791).
@@ -41,8 +42,10 @@ pub const ICMP_CHECKSUM: usize = 2;
 /// The smallest IPv4 header.
 pub const MIN_HEADER_LEN: usize = 20;
 
-const FLAG_MF: u16 = 0x2000;
-const OFFSET_MASK: u16 = 0x1fff;
+/// The more-fragments flag in the flags-and-offset word.
+pub(crate) const FLAG_MF: u16 = 0x2000;
+/// The fragment offset in the flags-and-offset word.
+pub(crate) const OFFSET_MASK: u16 = 0x1fff;
 
 /// Why bytes are not a usable IPv4 header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -160,10 +163,15 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buffer.as_ref()
     }
 
+    /// The fixed part of the header, through which every field is read.
     #[inline]
-    fn be16(&self, at: usize) -> u16 {
-        let b = self.b();
-        u16::from_be_bytes([b[at], b[at + 1]])
+    fn header(&self) -> Ipv4Header<&[u8; MIN_HEADER_LEN]> {
+        // `new_checked` found at least `MIN_HEADER_LEN` bytes of header.
+        let fixed = self
+            .b()
+            .first_chunk()
+            .expect("a checked header holds the fixed 20 bytes");
+        Ipv4Header::new(fixed)
     }
 
     /// Header length in bytes.
@@ -187,57 +195,55 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// The identification field.
     #[inline]
     pub fn ident(&self) -> u16 {
-        self.be16(field::IDENT)
+        self.header().ident()
     }
 
     /// Time to live.
     #[inline]
     pub fn ttl(&self) -> u8 {
-        self.b()[field::TTL]
+        self.header().ttl()
     }
 
     /// Protocol number.
     #[inline]
     pub fn protocol(&self) -> u8 {
-        self.b()[field::PROTOCOL]
+        self.header().protocol()
     }
 
     /// The header checksum field.
     #[inline]
     pub fn checksum(&self) -> u16 {
-        self.be16(field::CHECKSUM)
+        self.header().checksum()
     }
 
     /// Source address as a host-order integer.
     #[inline]
     pub fn src(&self) -> u32 {
-        let b = self.b();
-        u32::from_be_bytes([b[12], b[13], b[14], b[15]])
+        self.header().src()
     }
 
     /// Destination address as a host-order integer.
     #[inline]
     pub fn dst(&self) -> u32 {
-        let b = self.b();
-        u32::from_be_bytes([b[16], b[17], b[18], b[19]])
+        self.header().dst()
     }
 
     /// Fragment offset in 8-byte units.
     #[inline]
     pub fn frag_offset(&self) -> u16 {
-        self.be16(field::FLG_OFF) & OFFSET_MASK
+        self.header().frag_offset()
     }
 
     /// The more-fragments flag.
     #[inline]
     pub fn more_frags(&self) -> bool {
-        self.be16(field::FLG_OFF) & FLAG_MF != 0
+        self.header().more_frags()
     }
 
     /// True for any fragment of a fragmented datagram (first, middle or last).
     #[inline]
     pub fn is_fragment(&self) -> bool {
-        self.be16(field::FLG_OFF) & (FLAG_MF | OFFSET_MASK) != 0
+        self.header().is_fragment()
     }
 
     /// True when the header checksum verifies.
@@ -265,27 +271,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.buffer.as_mut()
     }
 
+    /// The fixed part of the header, writable.
     #[inline]
-    fn set_be16(&mut self, at: usize, v: u16) {
-        self.bm()[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    fn header_mut(&mut self) -> Ipv4Header<&mut [u8; MIN_HEADER_LEN]> {
+        Ipv4Header::new(self.split_mut().0)
     }
 
     /// Rewrites the source address, updating the header checksum incrementally.
     #[inline]
     pub fn set_src(&mut self, new: u32) {
-        let old = self.src();
-        let sum = checksum::update32(self.checksum(), old, new);
-        self.bm()[field::SRC..field::SRC + 4].copy_from_slice(&new.to_be_bytes());
-        self.set_be16(field::CHECKSUM, sum);
+        self.header_mut().set_src(new);
     }
 
     /// Rewrites the destination address, updating the header checksum incrementally.
     #[inline]
     pub fn set_dst(&mut self, new: u32) {
-        let old = self.dst();
-        let sum = checksum::update32(self.checksum(), old, new);
-        self.bm()[field::DST..field::DST + 4].copy_from_slice(&new.to_be_bytes());
-        self.set_be16(field::CHECKSUM, sum);
+        self.header_mut().set_dst(new);
     }
 
     /// The fixed 20-byte header and the captured payload, writable at once.
@@ -305,11 +306,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Decrements the TTL by one, updating the header checksum incrementally.
     #[inline]
     pub fn decrement_ttl(&mut self) {
-        let old = self.be16(field::TTL);
-        let new = old.wrapping_sub(0x0100);
-        let sum = checksum::update16(self.checksum(), old, new);
-        self.set_be16(field::TTL, new);
-        self.set_be16(field::CHECKSUM, sum);
+        self.header_mut().decrement_ttl();
     }
 
     /// The captured payload, writable.
@@ -398,18 +395,6 @@ fn check_options(opts: &[u8]) -> Result<(), Ipv4Error> {
         }
     }
     Ok(())
-}
-
-/// Reads a big-endian u16 at `at`, if the bytes are there.
-#[inline]
-pub fn read16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-/// Writes a big-endian u16 at `at`; the caller has checked the bounds with [`read16`].
-#[inline]
-pub fn write16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 #[cfg(test)]

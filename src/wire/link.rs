@@ -3,6 +3,8 @@
 //! Only the link types that carry IPv4 to a gateway are understood; anything else is
 //! reported as not IPv4 and passes through unchanged.
 
+use super::read16;
+
 /// pcap `LINKTYPE_NULL`: a 4-byte address family in the capturing host's byte order.
 pub const LINKTYPE_NULL: u16 = 0;
 /// pcap `LINKTYPE_ETHERNET`.
@@ -49,7 +51,7 @@ pub fn locate_ipv4(link_type: u16, frame: &[u8]) -> Frame {
         t if DLT_RAW_ALIASES.contains(&t) => raw_ip(frame),
         LINKTYPE_LINUX_SLL => {
             // SLL v1: the protocol type is the last two of its 16 bytes.
-            let Some(proto) = be16(frame, 14) else {
+            let Some(proto) = read16(frame, 14) else {
                 return Frame::Truncated {
                     needed: 16,
                     len: frame.len(),
@@ -90,13 +92,6 @@ pub fn locate_ipv4(link_type: u16, frame: &[u8]) -> Frame {
 }
 
 #[inline]
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let hi = *b.get(at)?;
-    let lo = *b.get(at + 1)?;
-    Some(u16::from_be_bytes([hi, lo]))
-}
-
-#[inline]
 fn ethertype_at(ethertype: u16, offset: usize) -> Frame {
     if ethertype == ETHERTYPE_IPV4 {
         Frame::Ipv4 { offset }
@@ -107,7 +102,7 @@ fn ethertype_at(ethertype: u16, offset: usize) -> Frame {
 
 #[inline]
 fn ethernet(frame: &[u8]) -> Frame {
-    let Some(mut ethertype) = be16(frame, 12) else {
+    let Some(mut ethertype) = read16(frame, 12) else {
         return Frame::Truncated {
             needed: 14,
             len: frame.len(),
@@ -122,7 +117,7 @@ fn ethernet(frame: &[u8]) -> Frame {
             break;
         }
         // A tag is 2 bytes of TCI and 2 bytes of the next ethertype.
-        let Some(next) = be16(frame, offset + 2) else {
+        let Some(next) = read16(frame, offset + 2) else {
             return Frame::Truncated {
                 needed: offset + 4,
                 len: frame.len(),
