@@ -1005,7 +1005,7 @@ fn a_reload_keeps_the_flows_of_entries_that_remain() {
     assert!(
         matches!(
             again.verdict,
-            Verdict::Drop(dnatsim::report::DropReason::NoRule)
+            Verdict::Drop(dnatsim::nat::DropReason::NoRule)
         ),
         "{again:?}"
     );

@@ -140,7 +140,9 @@ pub fn request(
     parse_response(&raw)
 }
 
-/// (status, body) of a raw HTTP/1.x answer that ends with the connection.
+/// (status, body) of a raw HTTP/1.x answer that ends with the connection. An answer whose body
+/// is shorter than its Content-Length (the server died while sending it) is an error, not a
+/// shorter answer: a client must not take half an acknowledgement for a whole one.
 pub fn parse_response(raw: &[u8]) -> io::Result<(u16, String)> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
     let end = raw
@@ -153,8 +155,49 @@ pub fn parse_response(raw: &[u8]) -> io::Result<(u16, String)> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("no status in the HTTP answer"))?;
-    Ok((
-        status,
-        String::from_utf8_lossy(&raw[end + 4..]).into_owned(),
-    ))
+    let mut body = &raw[end + 4..];
+    let declared = head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    if let Some(n) = declared {
+        if body.len() < n {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the HTTP answer was cut short: {} of its {n} bytes",
+                    body.len()
+                ),
+            ));
+        }
+        body = &body[..n];
+    }
+    Ok((status, String::from_utf8_lossy(body).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_response;
+
+    #[test]
+    fn an_answer_cut_short_is_an_error_not_a_shorter_answer() {
+        let whole = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"a\":\"b\"}";
+        assert_eq!(
+            parse_response(whole).unwrap(),
+            (200, "{\"a\":\"b\"}".to_string())
+        );
+        // The server killed after its head, and after part of its body.
+        for cut in [38, 41] {
+            let e = parse_response(&whole[..cut]).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "cut at {cut}");
+            assert!(e.to_string().contains("of its 9 bytes"), "{e}");
+        }
+        // Without a length, the body is whatever came before the end of the connection.
+        assert_eq!(
+            parse_response(b"HTTP/1.1 503 x\r\n\r\nbusy").unwrap(),
+            (503, "busy".to_string())
+        );
+    }
 }

@@ -9,11 +9,12 @@ use anyhow::Context;
 use clap::builder::RangedU64ValueParser;
 use dnatsim::bandwidth::{BandwidthStats, LimiterConfig};
 use dnatsim::capture::{CaptureReader, CaptureWriter, WriterConfig};
+use dnatsim::nat::DropReason;
 use dnatsim::nat::{
     Config, DEFAULT_MAX_FLOWS, FlowStats, ForeignPolicy, ForwardTable, MAX_FLOWS, Outcome,
 };
 use dnatsim::pipeline::{Observer, ReplayOptions, ReplayResult, replay};
-use dnatsim::report::{Counters, DropReason, Report, trace};
+use dnatsim::report::{Counters, Report, trace};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};

@@ -16,11 +16,12 @@ use crate::bandwidth::{
     self, BandwidthError, BandwidthStats, Clock, Direction, Limiter, WallClock,
 };
 use crate::capture::{CaptureError, CaptureWriter, Interface, RecordMeta, WriterConfig};
+use crate::nat::DropReason;
 use crate::nat::{
     Config, Event, FlowStats, ForwardTable, Outcome, PacketMeta, Translator, TranslatorState,
     Verdict,
 };
-use crate::report::{Counters, DropReason};
+use crate::report::Counters;
 use crate::rules::{CountMode, LimitMode, Rules};
 use arp::{ARP_FRAME_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, NeighbourStats, Neighbours, Resolve};
 use io::{PacketSocket, Port, RxBatch, Tap};

@@ -642,8 +642,8 @@ pub fn changed_records(old: &[Option<Fate>], new: &[Option<Fate>]) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nat::DropReason;
     use crate::nat::MatchKind;
-    use crate::report::DropReason;
 
     fn fate(verdict: Verdict, after_dst: u32, rate_limited: bool) -> Fate {
         let before = Tuple {
