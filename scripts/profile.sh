@@ -44,15 +44,16 @@ valgrind --tool=callgrind --callgrind-out-file="$work/replay.out" \
     "$bin" replay "$work/tcp64.pcap" --rules "$rules" --threads 1 --no-bandwidth -q \
     -o "$work/out.pcap" >/dev/null 2>&1
 callgrind_annotate --inclusive=yes --threshold=100 "$work/replay.out" >"$work/replay.txt" 2>/dev/null
+callgrind_annotate --inclusive=no --threshold=100 "$work/replay.out" >"$work/self.txt" 2>/dev/null
 total=$(sed -n 's/^summary: //p' "$work/replay.out" | awk '{print $1}')
 printf '  %-56s %6.0f\n' "whole process" "$(echo "$total / $packets" | bc -l)"
 # Each part is the inclusive cost of one source file's code where the compiler inlined it (the
 # annotate lines "file:function"), divided by the packets; a part that is not found prints 0.
-ir() { # file:function...
+ir() { # file:function...   (inclusive; IR_FILE=self.txt for the function's own lines)
     local sum=0 x
     for x in "$@"; do
         sum=$(( sum + $(awk -v k="$x" '{n = $1; s = $0; sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", s); sub(/ \[.*$/, "", s)
-        if (s == k) {gsub(",", "", n); print n; exit}}' "$work/replay.txt" | grep . || echo 0) ))
+        if (s == k) {gsub(",", "", n); print n; exit}}' "$work/${IR_FILE:-replay.txt}" | grep . || echo 0) ))
     done
     echo "$sum"
 }
@@ -60,12 +61,14 @@ part() { # label file:function...
     local label=$1; shift
     printf '  %-56s %6.0f\n' "$label" "$(echo "$(ir "$@") / $packets" | bc -l)"
 }
-r=dnatsim::pipeline::replay
+# The in-order loop is one function with the translator's fast path, the reader and the writer
+# inlined into it; a part is the code of one source file there.
+r=dnatsim::pipeline::in_order
 t=dnatsim::nat::translate::Translator::plain_tcp_udp
 part "translator (src/nat/translate.rs, fast path)" "src/nat/translate.rs:$r"
 part "  of which: checksums (src/wire/checksum.rs)" "src/wire/checksum.rs:$t" "src/wire/checksum.rs:dnatsim::wire::checksum::sum_ne_short"
 part "  of which: flow lookup and refresh (flow.rs, flowmap.rs)" "src/nat/flow.rs:$t" "src/nat/flowmap.rs:$t"
 part "writer (src/capture/writer.rs: record header + copy)" "src/capture/writer.rs:$r"
 part "reader (src/capture/reader.rs)" "src/capture/reader.rs:$r"
-part "the loop itself (src/pipeline/mod.rs)" "src/pipeline/mod.rs:$r"
+IR_FILE=self.txt part "the loop itself (src/pipeline/mod.rs, its own lines)" "src/pipeline/mod.rs:$r"
 part "sink: counters, package off (src/pipeline/sink.rs)" "src/pipeline/sink.rs:$r"
