@@ -42,6 +42,20 @@ pub enum Frame {
     Truncated { needed: usize, len: usize },
 }
 
+/// Where the IPv4 packet in `frame` starts, if it holds one: [`locate_ipv4`] with its most
+/// common case, untagged Ethernet, decided in line (the fast path's callers would otherwise
+/// pay a call for every packet).
+#[inline(always)]
+pub fn ipv4_offset(link_type: u16, frame: &[u8]) -> Option<usize> {
+    if link_type == LINKTYPE_ETHERNET && frame.get(12..14) == Some(&[0x08, 0x00]) {
+        return Some(14);
+    }
+    match locate_ipv4(link_type, frame) {
+        Frame::Ipv4 { offset } => Some(offset),
+        _ => None,
+    }
+}
+
 /// Finds the IPv4 packet in `frame` for pcap link type `link_type`.
 #[inline]
 pub fn locate_ipv4(link_type: u16, frame: &[u8]) -> Frame {
@@ -141,6 +155,49 @@ fn raw_ip(frame: &[u8]) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The in-line Ethernet case gives what `locate_ipv4` gives, for every link type and for
+    /// frames with and without tags, short or not IPv4.
+    #[test]
+    fn ipv4_offset_agrees_with_locate_ipv4() {
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        for ethertype in [
+            [0x08, 0x00],
+            [0x08, 0x06],
+            [0x81, 0x00],
+            [0x88, 0xa8],
+            [0x86, 0xdd],
+        ] {
+            for len in [0, 12, 13, 14, 18, 40] {
+                let mut f = vec![0x45u8; len];
+                if len >= 14 {
+                    f[12..14].copy_from_slice(&ethertype);
+                }
+                if len >= 18 {
+                    f[16..18].copy_from_slice(&[0x08, 0x00]);
+                }
+                frames.push(f);
+            }
+        }
+        for link in [
+            LINKTYPE_ETHERNET,
+            LINKTYPE_RAW,
+            LINKTYPE_LINUX_SLL,
+            0,
+            12,
+            228,
+            276,
+            999,
+        ] {
+            for f in &frames {
+                let want = match locate_ipv4(link, f) {
+                    Frame::Ipv4 { offset } => Some(offset),
+                    _ => None,
+                };
+                assert_eq!(ipv4_offset(link, f), want, "link {link}, frame {f:02x?}");
+            }
+        }
+    }
 
     fn eth(ethertype: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 12];
