@@ -15,8 +15,7 @@ use crate::wire::ipv4::{
     header_sums_ne, rewrite_header_addr,
 };
 use crate::wire::{
-    Frame, IcmpHeader, Ipv4Header, TcpHeader, UdpHeader, ipv4_offset, is_icmp_error, locate_ipv4,
-    read16,
+    Frame, IcmpHeader, Ipv4Header, TcpHeader, UdpHeader, is_icmp_error, locate_ipv4, read16,
 };
 use ahash::AHashMap;
 use std::collections::VecDeque;
@@ -356,7 +355,9 @@ impl<'t> Translator<'t> {
         // Held fragments age out before any packet is decided (the general path's first step
         // too, and then a no-op), so events keep their order.
         self.expire_held(meta.ts_ns);
-        let offset = ipv4_offset(meta.link_type, frame)?;
+        let Frame::Ipv4 { offset } = locate_ipv4(meta.link_type, frame) else {
+            return None;
+        };
         let (header, rest) = frame
             .get_mut(offset..)?
             .split_first_chunk_mut::<MIN_HEADER_LEN>()?;
@@ -440,7 +441,9 @@ impl<'t> Translator<'t> {
     /// a frame the fast path would decline gives `None`.
     #[inline]
     pub fn prefetch_key(&self, frame: &[u8], link_type: u16) -> Option<Lookahead> {
-        let offset = ipv4_offset(link_type, frame)?;
+        let Frame::Ipv4 { offset } = locate_ipv4(link_type, frame) else {
+            return None;
+        };
         let (header, rest) = frame.get(offset..)?.split_first_chunk::<MIN_HEADER_LEN>()?;
         let h = Ipv4Header::new(header);
         if !h.is_plain() || h.is_fragment() {

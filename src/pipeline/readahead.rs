@@ -72,36 +72,30 @@ pub(super) fn replay(
         Some(w) => w.write_behind()?,
         None => None,
     };
-    if reader.in_memory() {
-        // Copying a file in memory into batches would only add a copy (README, "Threads",
-        // measures both); the calling thread reads it in place.
-        return std::thread::scope(|s| {
+    std::thread::scope(|s| {
+        let result = if reader.in_memory() {
+            // Copying a file in memory into batches would only add a copy (README, "Threads",
+            // measures both); the calling thread reads it in place.
             if let Some(d) = drain {
                 s.spawn(move || d.run());
             }
-            let result = in_order(reader, writer.as_deref_mut(), table, options, observer);
-            let ended = writer.map_or(Ok(()), |w| w.end_write_behind());
-            let result = result?;
-            ended?;
-            Ok(result)
-        });
-    }
-    let (tx, rx) = bounded::<Message>(DEPTH);
-    let (free_tx, free_rx) = bounded::<Batch>(DEPTH + 2);
-    std::thread::scope(|s| {
-        s.spawn(move || read_ahead(reader, &tx, &free_rx, drain));
-        let mut ahead = Ahead {
-            rx,
-            free_tx,
-            batch: Batch::default(),
-            next: 0,
-            interfaces: Vec::new(),
-            warnings: Vec::new(),
+            in_order(reader, writer.as_deref_mut(), table, options, observer)
+        } else {
+            let (tx, rx) = bounded::<Message>(DEPTH);
+            let (free_tx, free_rx) = bounded::<Batch>(DEPTH + 2);
+            s.spawn(move || read_ahead(reader, &tx, &free_rx, drain));
+            let mut ahead = Ahead {
+                rx,
+                free_tx,
+                batch: Batch::default(),
+                next: 0,
+                interfaces: Vec::new(),
+                warnings: Vec::new(),
+            };
+            // The read-ahead thread stops reading once nobody takes its batches (`ahead` is
+            // dropped here), and stops writing once write-behind ends; the scope then joins it.
+            in_order(&mut ahead, writer.as_deref_mut(), table, options, observer)
         };
-        let result = in_order(&mut ahead, writer.as_deref_mut(), table, options, observer);
-        // The read-ahead thread stops reading once nobody takes its batches, and stops
-        // writing once write-behind ends; the scope then joins it.
-        drop(ahead);
         let ended = writer.map_or(Ok(()), |w| w.end_write_behind());
         let result = result?;
         ended?;

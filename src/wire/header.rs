@@ -41,6 +41,13 @@ pub(crate) fn write16(b: &mut [u8], at: usize, v: u16) {
     }
 }
 
+/// The big-endian u16 at a constant offset of a fixed header (checked at compile time once
+/// inlined); what every view's accessors read.
+#[inline(always)]
+fn be16_at<const N: usize>(b: &[u8; N], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
 /// ICMP types that carry an offending datagram (RFC 792, RFC 1812).
 #[inline]
 pub fn is_icmp_error(icmp_type: u8) -> bool {
@@ -71,8 +78,7 @@ impl<T: Borrow<[u8; MIN_HEADER_LEN]>> Ipv4Header<T> {
 
     #[inline(always)]
     fn u16_at(&self, at: usize) -> u16 {
-        let b = self.b();
-        u16::from_be_bytes([b[at], b[at + 1]])
+        be16_at(self.b(), at)
     }
 
     #[inline(always)]
@@ -221,8 +227,7 @@ impl<T: Borrow<[u8; 20]>> TcpHeader<T> {
 
     #[inline(always)]
     fn u16_at(&self, at: usize) -> u16 {
-        let b: &[u8; 20] = self.0.borrow();
-        u16::from_be_bytes([b[at], b[at + 1]])
+        be16_at(self.0.borrow(), at)
     }
 
     /// The source port.
@@ -269,8 +274,7 @@ impl<T: Borrow<[u8; 8]>> UdpHeader<T> {
 
     #[inline(always)]
     fn u16_at(&self, at: usize) -> u16 {
-        let b: &[u8; 8] = self.0.borrow();
-        u16::from_be_bytes([b[at], b[at + 1]])
+        be16_at(self.0.borrow(), at)
     }
 
     /// The source port.
@@ -324,8 +328,7 @@ impl<T: Borrow<[u8; 4]>> IcmpHeader<T> {
     /// The checksum field.
     #[inline(always)]
     pub fn checksum(&self) -> u16 {
-        let b: &[u8; 4] = self.0.borrow();
-        u16::from_be_bytes([b[ICMP_CHECKSUM], b[ICMP_CHECKSUM + 1]])
+        be16_at(self.0.borrow(), ICMP_CHECKSUM)
     }
 
     /// Whether it carries an offending datagram.

@@ -14,4 +14,4 @@ pub use header::{
     IcmpHeader, Ipv4Header, TcpHeader, UdpHeader, is_icmp_error, is_icmp_query, read16,
 };
 pub use ipv4::{Ipv4Error, Ipv4Packet};
-pub use link::{Frame, ipv4_offset, locate_ipv4};
+pub use link::{Frame, locate_ipv4};
