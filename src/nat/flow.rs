@@ -114,6 +114,10 @@ pub struct FlowStats {
 /// The most flows a table can hold: its index packs slot numbers into 23 bits.
 pub const MAX_FLOWS: usize = super::flowmap::MAX_VALUE as usize - 1;
 
+/// Slots from which the slab reserves its whole capacity at once (see `FlowTable::grow`):
+/// 4 MiB of them, so the many small tables of tests and benchmarks reserve nothing big.
+const RESERVE_WHOLE_FROM: usize = 65_536;
+
 /// Bindings by both of their keys, bounded in number.
 #[derive(Debug)]
 pub struct FlowTable {
@@ -247,13 +251,28 @@ impl FlowTable {
     }
 
     /// Doubles the slab into memory the kernel may back with huge pages (see `huge_vec`);
-    /// `Vec`'s own growth would copy into memory touched before it could be asked.
+    /// `Vec`'s own growth would copy into memory touched before it could be asked. Past
+    /// [`RESERVE_WHOLE_FROM`] slots it reserves room for the table's whole capacity instead:
+    /// pages never touched cost no memory, so memory still follows the flows seen, and the
+    /// slab never moves again. Each doubling had copied it and had the kernel clear fresh
+    /// pages for the copy, twice the memory the flows need (measured: a third of a
+    /// million-flow replay's time was the kernel clearing pages).
     fn grow(&mut self) {
-        let n = (self.slots.len() * 2).max(64);
-        let mut slots = super::flowmap::huge_vec(n);
+        let doubled = (self.slots.len() * 2).max(64);
+        if doubled >= RESERVE_WHOLE_FROM
+            && let Some(mut slots) = super::flowmap::try_huge_vec(self.capacity.max(doubled))
+            && let Some(mut keys) = super::flowmap::try_huge_vec(self.capacity.max(doubled))
+        {
+            slots.extend_from_slice(&self.slots);
+            keys.extend_from_slice(&self.keys);
+            self.slots = slots;
+            self.keys = keys;
+            return;
+        }
+        let mut slots = super::flowmap::huge_vec(doubled);
         slots.extend_from_slice(&self.slots);
         self.slots = slots;
-        let mut keys = super::flowmap::huge_vec(n);
+        let mut keys = super::flowmap::huge_vec(doubled);
         keys.extend_from_slice(&self.keys);
         self.keys = keys;
     }
