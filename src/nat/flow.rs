@@ -135,7 +135,7 @@ impl FlowTable {
     /// A table holding at most `capacity` flows (at least one, at most [`MAX_FLOWS`]).
     pub fn new(capacity: usize) -> FlowTable {
         FlowTable {
-            map: FlowMap::new(),
+            map: FlowMap::for_keys(2 * capacity.clamp(1, MAX_FLOWS)),
             slots: Vec::new(),
             keys: Vec::new(),
             free: Vec::new(),

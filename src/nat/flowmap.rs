@@ -145,11 +145,18 @@ const EMPTY: Bucket = Bucket { tag: FREE, lo: 0 };
 /// A map from flow keys to `u32`.
 #[derive(Debug)]
 pub struct FlowMap {
-    buckets: Box<[Bucket]>,
+    /// A power of two of buckets; its capacity may reach further (see [`FlowMap::grow`]).
+    buckets: Vec<Bucket>,
     mask: usize,
     len: usize,
     seed: [u64; 3],
+    /// The most buckets the keys this map may ever hold need, or 0 when unknown.
+    max_buckets: usize,
 }
+
+/// Buckets (of 16 bytes) from which the index reserves the room of its largest size at once
+/// and then grows where it lies: 4 MiB.
+const RESERVE_WHOLE_FROM: usize = 1 << 18;
 
 /// The three per-process secrets; drawn once from the operating system's randomness by way
 /// of the standard library's hash seeds.
@@ -170,14 +177,28 @@ impl FlowMap {
         FlowMap::with_seed(secrets())
     }
 
+    /// An empty map that will never hold more than `max_keys` keys: once it is megabytes
+    /// large it reserves the address space of its largest size, so that it can double where
+    /// it lies.
+    pub fn for_keys(max_keys: usize) -> FlowMap {
+        let mut m = FlowMap::new();
+        // The load stays at most one half: (len + 1) * 2 <= buckets.
+        m.max_buckets = max_keys
+            .saturating_add(1)
+            .saturating_mul(2)
+            .checked_next_power_of_two()
+            .unwrap_or(0);
+        m
+    }
+
     /// An empty map with given secrets (for tests that need collisions to be reproducible).
     fn with_seed(seed: [u64; 3]) -> FlowMap {
-        let buckets = vec![EMPTY; 16].into_boxed_slice();
         FlowMap {
-            mask: buckets.len() - 1,
-            buckets,
+            buckets: vec![EMPTY; 16],
+            mask: 15,
             len: 0,
             seed,
+            max_buckets: 0,
         }
     }
 
@@ -308,19 +329,75 @@ impl FlowMap {
         self.len -= 1;
     }
 
+    /// Doubles the index where it lies. Past [`RESERVE_WHOLE_FROM`] buckets the vector holds
+    /// the room of the largest index at once (untouched pages cost nothing), so a doubling
+    /// touches only its new half: with a separate bigger table, a million flows' index had
+    /// the kernel clear twice its final size, and the old and new tables lived side by side.
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
-        let n = self.buckets.len() * 2;
-        let mut bigger = huge_vec::<Bucket>(n);
-        bigger.resize(n, EMPTY);
-        let bigger = bigger.into_boxed_slice();
-        let old = std::mem::replace(&mut self.buckets, bigger);
-        self.mask = self.buckets.len() - 1;
-        for b in old.iter().filter(|b| !b.is_free()) {
+        let n = self.buckets.len();
+        if self.buckets.capacity() < 2 * n {
+            let room = if 2 * n >= RESERVE_WHOLE_FROM {
+                self.max_buckets.max(2 * n)
+            } else {
+                2 * n
+            };
+            let mut bigger = try_huge_vec(room).unwrap_or_else(|| huge_vec(2 * n));
+            bigger.extend_from_slice(&self.buckets);
+            self.buckets = bigger;
+        }
+        self.buckets.resize(2 * n, EMPTY);
+        self.mask = 2 * n - 1;
+        self.rehash_lower_half(n);
+    }
+
+    /// Moves every key of the old index, buckets `0..n`, to where the doubled index (`mask`
+    /// already `2n - 1`) looks for it: its home there is its old home `a` or `a + n`.
+    ///
+    /// The pass starts after a free bucket (the load is at most one half, so there is one)
+    /// and visits the old buckets in cyclic order, so each run of keys is met from its
+    /// beginning. A key taken out at `j` and probed from `a` finds a free bucket at or before
+    /// `j` (its own, now empty), across buckets already visited. From `a + n` it probes the
+    /// new half, which holds only moved keys: at most `j - a` of them have homes in
+    /// `a + n..=j + n`, so it stops by `j + n`, or, for a key of a run that wrapped past the
+    /// old end, wraps to buckets `0..=j`, all visited. So no key crosses a bucket that is
+    /// emptied later, which would strand it behind the hole; should one ever meet an old
+    /// bucket not visited yet all the same, it is set aside and inserted after the pass
+    /// rather than lost.
+    fn rehash_lower_half(&mut self, n: usize) {
+        let old_mask = n - 1;
+        let Some(start) = (0..n).find(|&i| self.buckets[i].is_free()) else {
+            unreachable!("the load is at most one half, so an old bucket is free");
+        };
+        let mut set_aside = Vec::new();
+        for step in 1..n {
+            let j = (start + step) & old_mask;
+            let b = self.buckets[j];
+            if b.is_free() {
+                continue;
+            }
+            self.buckets[j] = EMPTY;
+            let mut i = self.home(b.hi(), b.lo);
+            loop {
+                if self.buckets[i].is_free() {
+                    self.buckets[i] = b;
+                    break;
+                }
+                let visited = i >= n || (i.wrapping_sub(start + 1) & old_mask) < step;
+                if !visited {
+                    set_aside.push(b);
+                    break;
+                }
+                i = (i + 1) & self.mask;
+            }
+        }
+        for b in set_aside {
             let mut i = self.home(b.hi(), b.lo);
             while !self.buckets[i].is_free() {
                 i = (i + 1) & self.mask;
             }
-            self.buckets[i] = *b;
+            self.buckets[i] = b;
         }
     }
 }
@@ -445,6 +522,36 @@ mod tests {
             }
         }
         assert!(worst < 2.5, "mean probes per lookup reached {worst:.2}");
+    }
+
+    /// Doubling where it lies keeps every key findable, whatever the runs of keys and their
+    /// wrapping around the end look like: many secrets, each growing a map from 16 buckets
+    /// to 1,024, with every key looked up after each insert's growth and removals between.
+    #[test]
+    fn doubling_in_place_keeps_every_key() {
+        let key = |k: u64| FlowKey {
+            hi: (k * 0x9e37) & KEY_MASK,
+            lo: k.rotate_left(17),
+        };
+        for _ in 0..200 {
+            let mut m = FlowMap::new();
+            let mut model = std::collections::HashMap::new();
+            for k in 0..400u64 {
+                let size = m.buckets.len();
+                m.insert(key(k), k as u32);
+                model.insert(key(k), k as u32);
+                if k % 7 == 3 {
+                    m.remove(key(k / 2));
+                    model.remove(&key(k / 2));
+                }
+                if m.buckets.len() != size {
+                    for (kk, v) in &model {
+                        assert_eq!(m.get(*kk), Some(*v), "after growing to {}", m.buckets.len());
+                    }
+                }
+            }
+            assert_eq!(m.len, model.len());
+        }
     }
 
     #[test]
