@@ -307,6 +307,12 @@ impl<'t> Translator<'t> {
         self.flows.stats()
     }
 
+    /// Lets a thread of the flow table's own map in the pages it grows into, ahead of use,
+    /// for callers with a core to spare (see `FlowTable::prefault_in_background`).
+    pub fn prefault_flows_in_background(&mut self) {
+        self.flows.prefault_in_background();
+    }
+
     /// The next consequence of held fragments, in order; drain after every packet.
     pub fn pop_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -165,6 +165,10 @@ fn in_order(
     observer: &mut impl Observer,
 ) -> Result<ReplayResult, ReplayError> {
     let mut translator = Translator::new(table, options.translator);
+    if options.threads >= 2 {
+        // The second thread only waits on the output's writes most of the time.
+        translator.prefault_flows_in_background();
+    }
     let mut sink = Sink::new(writer, table, options);
     let mut scratch: Vec<u8> = Vec::with_capacity(65_536);
     // Keys of the packets whose index lines are on their way, by position modulo the ring.
