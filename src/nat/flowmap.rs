@@ -395,27 +395,38 @@ impl FlowMap {
         self.len -= 1;
     }
 
-    /// Doubles the index where it lies. Past [`RESERVE_WHOLE_FROM`] buckets the vector holds
-    /// the room of the largest index at once (untouched pages cost nothing), so a doubling
-    /// touches only its new half: with a separate bigger table, a million flows' index had
-    /// the kernel clear twice its final size, and the old and new tables lived side by side.
+    /// Doubles the index. Past [`RESERVE_WHOLE_FROM`] buckets the vector holds the room of
+    /// the largest index at once (untouched pages cost nothing), and from then on a doubling
+    /// happens where the index lies and touches only its new half: with a separate bigger
+    /// table, a million flows' index had the kernel clear twice its final size, and the old
+    /// and new tables lived side by side. Below that, keys move into a new table as they are
+    /// met (fewer instructions than copying the table first and moving keys in place).
     #[cold]
     #[inline(never)]
     fn grow(&mut self) {
         let n = self.buckets.len();
-        if self.buckets.capacity() < 2 * n {
-            let room = if 2 * n >= RESERVE_WHOLE_FROM {
-                self.max_buckets.max(2 * n)
-            } else {
-                2 * n
-            };
-            let mut bigger = try_huge_vec(room).unwrap_or_else(|| huge_vec(2 * n));
-            bigger.extend_from_slice(&self.buckets);
-            self.buckets = bigger;
+        if self.buckets.capacity() >= 2 * n {
+            self.buckets.resize(2 * n, EMPTY);
+            self.mask = 2 * n - 1;
+            self.rehash_lower_half(n);
+            return;
         }
-        self.buckets.resize(2 * n, EMPTY);
+        let room = if 2 * n >= RESERVE_WHOLE_FROM {
+            self.max_buckets.max(2 * n)
+        } else {
+            2 * n
+        };
+        let mut bigger = try_huge_vec(room).unwrap_or_else(|| huge_vec(2 * n));
+        bigger.resize(2 * n, EMPTY);
+        let old = std::mem::replace(&mut self.buckets, bigger);
         self.mask = 2 * n - 1;
-        self.rehash_lower_half(n);
+        for b in old.iter().filter(|b| !b.is_free()) {
+            let mut i = self.home(b.hi(), b.lo);
+            while !self.buckets[i].is_free() {
+                i = (i + 1) & self.mask;
+            }
+            self.buckets[i] = *b;
+        }
     }
 
     /// Moves every key of the old index, buckets `0..n`, to where the doubled index (`mask`
@@ -592,7 +603,8 @@ mod tests {
 
     /// Doubling where it lies keeps every key findable, whatever the runs of keys and their
     /// wrapping around the end look like: many secrets, each growing a map from 16 buckets
-    /// to 1,024, with every key looked up after each insert's growth and removals between.
+    /// to 1,024 in its reserved room, with every key looked up after each growth and
+    /// removals between.
     #[test]
     fn doubling_in_place_keeps_every_key() {
         let key = |k: u64| FlowKey {
@@ -601,6 +613,9 @@ mod tests {
         };
         for _ in 0..200 {
             let mut m = FlowMap::new();
+            // Room reserved, as a large index has it, so every doubling here is in place.
+            m.buckets.reserve_exact(1024 - m.buckets.len());
+            let room = m.buckets.as_ptr();
             let mut model = std::collections::HashMap::new();
             for k in 0..400u64 {
                 let size = m.buckets.len();
@@ -617,6 +632,12 @@ mod tests {
                 }
             }
             assert_eq!(m.len, model.len());
+            assert_eq!(m.buckets.len(), 1024);
+            assert_eq!(
+                m.buckets.as_ptr(),
+                room,
+                "the index moved instead of growing in place"
+            );
         }
     }
 
