@@ -21,27 +21,13 @@ pub(super) fn huge_vec<T>(n: usize) -> Vec<T> {
 
 /// [`huge_vec`], or `None` where the allocator refuses that much address space (a strict
 /// overcommit policy may refuse a reservation far larger than what will ever be touched).
-#[allow(unsafe_code)]
 pub(super) fn try_huge_vec<T>(n: usize) -> Option<Vec<T>> {
     let mut v: Vec<T> = Vec::new();
     v.try_reserve_exact(n).ok()?;
-    let bytes = v.capacity() * std::mem::size_of::<T>();
     const HUGE: usize = 2 << 20;
+    let bytes = v.capacity() * std::mem::size_of::<T>();
     if bytes >= 2 * HUGE {
-        let start = v.as_ptr() as usize;
-        let aligned = start.next_multiple_of(HUGE);
-        let end = (start + bytes) / HUGE * HUGE;
-        if end > aligned {
-            // SAFETY: the range lies inside this vector's own allocation, which is untouched;
-            // MADV_HUGEPAGE only changes how the kernel backs it, never its contents.
-            unsafe {
-                libc::madvise(
-                    aligned as *mut libc::c_void,
-                    end - aligned,
-                    libc::MADV_HUGEPAGE,
-                );
-            }
-        }
+        advise_pages(v.as_ptr() as usize, bytes, HUGE, libc::MADV_HUGEPAGE);
     }
     Some(v)
 }
@@ -90,24 +76,25 @@ impl Prefaulter {
 }
 
 /// Has the kernel allocate the pages of `start..start + len` now (MADV_POPULATE_WRITE).
-#[allow(unsafe_code)]
 fn populate_write(start: usize, len: usize) {
-    const PAGE: usize = 4096;
-    let aligned = start.next_multiple_of(PAGE);
-    let end = (start + len) / PAGE * PAGE;
+    advise_pages(start, len, 4096, libc::MADV_POPULATE_WRITE);
+}
+
+/// Gives `advice` for the whole `granule`-sized pages inside `start..start + len`.
+#[allow(unsafe_code)]
+fn advise_pages(start: usize, len: usize, granule: usize, advice: libc::c_int) {
+    let aligned = start.next_multiple_of(granule);
+    let end = (start + len) / granule * granule;
     if end > aligned {
-        // SAFETY: MADV_POPULATE_WRITE maps in the pages of the range that are not mapped in
-        // yet, as a write would, without writing: an anonymous page not mapped in reads as
-        // zeros before and after, and pages already there are left alone, so no byte the
-        // program can see changes, whoever owns the range by then (the spare capacity of a
-        // flow table's vector, or, if that vector was freed meanwhile, whatever reused it).
-        // A range that is unmapped or read-only makes the call fail, harmlessly.
+        // SAFETY: neither advice given here changes a byte the program can see, whoever owns
+        // the range by then. MADV_HUGEPAGE (on a vector's own, untouched allocation) only
+        // changes how the kernel backs it. MADV_POPULATE_WRITE (on a flow table vector's spare
+        // capacity, or whatever reused it if that vector was freed meanwhile) maps in pages
+        // not mapped in yet, as a write would but without writing: an anonymous page reads as
+        // zeros before and after, and pages already there are left alone. On a range that is
+        // unmapped or read-only either call fails, harmlessly.
         unsafe {
-            libc::madvise(
-                aligned as *mut libc::c_void,
-                end - aligned,
-                libc::MADV_POPULATE_WRITE,
-            );
+            libc::madvise(aligned as *mut libc::c_void, end - aligned, advice);
         }
     }
 }
