@@ -114,10 +114,6 @@ pub struct FlowStats {
 /// The most flows a table can hold: its index packs slot numbers into 23 bits.
 pub const MAX_FLOWS: usize = super::flowmap::MAX_VALUE as usize - 1;
 
-/// Slots from which the slab reserves its whole capacity at once (see `FlowTable::grow`):
-/// 4 MiB of them, so the many small tables of tests and benchmarks reserve nothing big.
-const RESERVE_WHOLE_FROM: usize = 65_536;
-
 /// Slots the slab maps in ahead at a time when prefaulting: 2 MiB of them (a huge page).
 const PREFAULT_CHUNK: usize = 32_768;
 
@@ -132,6 +128,8 @@ pub struct FlowTable {
     capacity: usize,
     live: usize,
     stats: FlowStats,
+    /// Whether to start a [`Prefaulter`](super::flowmap::Prefaulter) once the slab is large.
+    prefault_wanted: bool,
     prefault: Option<super::flowmap::Prefaulter>,
 }
 
@@ -146,17 +144,17 @@ impl FlowTable {
             capacity: capacity.clamp(1, MAX_FLOWS),
             live: 0,
             stats: FlowStats::default(),
+            prefault_wanted: false,
             prefault: None,
         }
     }
 
     /// From now on, has a thread of its own map in the pages the table will grow into ahead
     /// of use (see `Prefaulter`): for callers with a core to spare, such as replay with two
-    /// threads, whose second thread only waits on the output's writes.
+    /// threads, whose second thread only waits on the output's writes. The thread starts
+    /// only once the slab has reserved its room, so a small table never starts it.
     pub fn prefault_in_background(&mut self) {
-        if self.prefault.is_none() {
-            self.prefault = super::flowmap::Prefaulter::start();
-        }
+        self.prefault_wanted = true;
     }
 
     /// The table's own counters.
@@ -252,16 +250,17 @@ impl FlowTable {
                 if self.slots.len() == self.slots.capacity() {
                     self.grow();
                 }
-                self.slots.push(slot);
-                self.keys.push([in_key, out_key]);
                 if let Some(p) = &self.prefault
                     && self.slots.len().is_multiple_of(PREFAULT_CHUNK)
                 {
-                    // One chunk ahead of the chunk now starting.
-                    let from = self.slots.len() + PREFAULT_CHUNK;
-                    p.populate(&self.slots, from, from + PREFAULT_CHUNK);
-                    p.populate(&self.keys, from, from + PREFAULT_CHUNK);
+                    // The chunk starting here and the next; pages already mapped in are left
+                    // alone, so asking for this one again costs the thread next to nothing.
+                    let from = self.slots.len();
+                    p.populate(&self.slots, from, from + 2 * PREFAULT_CHUNK);
+                    p.populate(&self.keys, from, from + 2 * PREFAULT_CHUNK);
                 }
+                self.slots.push(slot);
+                self.keys.push([in_key, out_key]);
                 i
             }
         };
@@ -273,36 +272,21 @@ impl FlowTable {
     }
 
     /// Doubles the slab into memory the kernel may back with huge pages (see `huge_vec`);
-    /// `Vec`'s own growth would copy into memory touched before it could be asked. Past
-    /// [`RESERVE_WHOLE_FROM`] slots it reserves room for the table's whole capacity instead:
-    /// pages never touched cost no memory, so memory still follows the flows seen, and the
-    /// slab never moves again. Each doubling had copied it and had the kernel clear fresh
-    /// pages for the copy, twice the memory the flows need (measured: a third of a
-    /// million-flow replay's time was the kernel clearing pages).
+    /// `Vec`'s own growth would copy into memory touched before it could be asked. Once the
+    /// slab is megabytes large it takes the room of the table's whole capacity instead (see
+    /// `room_to_grow`) and never moves again; that is also when a wanted prefault thread
+    /// starts.
     fn grow(&mut self) {
         let doubled = (self.slots.len() * 2).max(64);
-        if doubled >= RESERVE_WHOLE_FROM
-            && let Some(mut slots) = super::flowmap::try_huge_vec(self.capacity.max(doubled))
-            && let Some(mut keys) = super::flowmap::try_huge_vec(self.capacity.max(doubled))
-        {
-            slots.extend_from_slice(&self.slots);
-            keys.extend_from_slice(&self.keys);
-            if let Some(p) = &self.prefault {
-                // The two chunks before `insert` asks for the next ones on its own.
-                let len = slots.len();
-                p.populate(&slots, len, len + 2 * PREFAULT_CHUNK);
-                p.populate(&keys, len, len + 2 * PREFAULT_CHUNK);
-            }
-            self.slots = slots;
-            self.keys = keys;
-            return;
-        }
-        let mut slots = super::flowmap::huge_vec(doubled);
+        let mut slots = super::flowmap::room_to_grow(doubled, self.capacity);
         slots.extend_from_slice(&self.slots);
         self.slots = slots;
-        let mut keys = super::flowmap::huge_vec(doubled);
+        let mut keys = super::flowmap::room_to_grow(doubled, self.capacity);
         keys.extend_from_slice(&self.keys);
         self.keys = keys;
+        if self.prefault_wanted && self.prefault.is_none() && self.slots.capacity() > doubled {
+            self.prefault = super::flowmap::Prefaulter::start();
+        }
     }
 
     /// Gives every live binding to `keep`: a binding for which it returns `Some(entry)` stays,
@@ -413,7 +397,6 @@ mod tests {
         };
         let mut with = FlowTable::new(300_000);
         with.prefault_in_background();
-        assert!(with.prefault.is_some(), "the prefault thread did not start");
         let mut without = FlowTable::new(300_000);
         let n = 2 * PREFAULT_CHUNK as u32 + 10;
         for i in 0..n {
@@ -421,6 +404,8 @@ mod tests {
             with.insert(a, b, binding(i), 0, 100);
             without.insert(a, b, binding(i), 0, 100);
         }
+        assert!(with.prefault.is_some(), "the prefault thread did not start");
+        assert!(without.prefault.is_none());
         // Asked for when the slab reached two chunks: slots 3 and 4 chunks in, not used yet.
         let (from, to) = (3 * PREFAULT_CHUNK, 4 * PREFAULT_CHUNK);
         assert!(with.slots.capacity() >= to && with.slots.len() < from);

@@ -21,7 +21,7 @@ pub(super) fn huge_vec<T>(n: usize) -> Vec<T> {
 
 /// [`huge_vec`], or `None` where the allocator refuses that much address space (a strict
 /// overcommit policy may refuse a reservation far larger than what will ever be touched).
-pub(super) fn try_huge_vec<T>(n: usize) -> Option<Vec<T>> {
+fn try_huge_vec<T>(n: usize) -> Option<Vec<T>> {
     let mut v: Vec<T> = Vec::new();
     v.try_reserve_exact(n).ok()?;
     const HUGE: usize = 2 << 20;
@@ -32,10 +32,30 @@ pub(super) fn try_huge_vec<T>(n: usize) -> Option<Vec<T>> {
     Some(v)
 }
 
+/// Bytes from which a growing vector of the flow table reserves the room of its largest size
+/// at once (see [`room_to_grow`]): 4 MiB, so the many small tables of tests and benchmarks
+/// reserve nothing big.
+const RESERVE_WHOLE_BYTES: usize = 4 << 20;
+
+/// An empty vector to grow into, with room for at least `needed` elements. Once those span
+/// [`RESERVE_WHOLE_BYTES`], the room is that of `largest` (the most the vector will ever
+/// hold), where the allocator grants that much address space: pages never touched cost
+/// nothing, so memory still follows use, and the vector never has to move again. Each move
+/// had the kernel clear fresh pages for a copy, and old and new lived side by side (44% of one
+/// million-flow run's samples were `clear_page_erms`).
+pub(super) fn room_to_grow<T>(needed: usize, largest: usize) -> Vec<T> {
+    if needed.saturating_mul(std::mem::size_of::<T>()) >= RESERVE_WHOLE_BYTES
+        && let Some(v) = try_huge_vec(largest.max(needed))
+    {
+        return v;
+    }
+    huge_vec(needed)
+}
+
 /// A thread that has the kernel map in, ahead of use, the pages a growing flow table will
 /// touch next ([`Prefaulter::populate`]), so that clearing fresh memory, which the kernel does
 /// on the first touch of every page, happens on a spare core rather than in the middle of the
-/// packet loop. The slab asks for the chunk after the next as each chunk starts. (Populating
+/// packet loop. The slab asks for the chunk it starts and the next one as each chunk starts. (Populating
 /// the index's new half before each doubling too was slower, 0.413 s against 0.386 s for a
 /// million flows: most of that half is mapped in long before it is used.) Only a hint: where
 /// the thread cannot start, or the kernel (before 5.14) does not know the request, the pages
@@ -203,13 +223,10 @@ pub struct FlowMap {
     mask: usize,
     len: usize,
     seed: [u64; 3],
-    /// The most buckets the keys this map may ever hold need, or 0 when unknown.
+    /// The most buckets the keys this map may ever hold need, or 0 when unknown (then it
+    /// reserves no more than each doubling needs).
     max_buckets: usize,
 }
-
-/// Buckets (of 16 bytes) from which the index reserves the room of its largest size at once
-/// and then grows where it lies: 4 MiB.
-const RESERVE_WHOLE_FROM: usize = 1 << 18;
 
 /// The three per-process secrets; drawn once from the operating system's randomness by way
 /// of the standard library's hash seeds.
@@ -231,8 +248,8 @@ impl FlowMap {
     }
 
     /// An empty map that will never hold more than `max_keys` keys: once it is megabytes
-    /// large it reserves the address space of its largest size, so that it can double where
-    /// it lies.
+    /// large it reserves the address space of its largest size (see [`room_to_grow`]), so
+    /// that it can double where it lies.
     pub fn for_keys(max_keys: usize) -> FlowMap {
         let mut m = FlowMap::new();
         // The load stays at most one half: (len + 1) * 2 <= buckets.
@@ -382,12 +399,10 @@ impl FlowMap {
         self.len -= 1;
     }
 
-    /// Doubles the index. Past [`RESERVE_WHOLE_FROM`] buckets the vector holds the room of
-    /// the largest index at once (untouched pages cost nothing), and from then on a doubling
-    /// happens where the index lies and touches only its new half: with a separate bigger
-    /// table, a million flows' index had the kernel clear twice its final size, and the old
-    /// and new tables lived side by side. Below that, keys move into a new table as they are
-    /// met (fewer instructions than copying the table first and moving keys in place).
+    /// Doubles the index. Once it is megabytes large its vector holds the room of the largest
+    /// index (see [`room_to_grow`]), and from then on a doubling happens where the index lies
+    /// and touches only its new half. Below that, keys move into a new table as they are met
+    /// (fewer instructions than copying the table first and moving keys in place).
     #[cold]
     #[inline(never)]
     fn grow(&mut self) {
@@ -398,12 +413,7 @@ impl FlowMap {
             self.rehash_lower_half(n);
             return;
         }
-        let room = if 2 * n >= RESERVE_WHOLE_FROM {
-            self.max_buckets.max(2 * n)
-        } else {
-            2 * n
-        };
-        let mut bigger = try_huge_vec(room).unwrap_or_else(|| huge_vec(2 * n));
+        let mut bigger = room_to_grow(2 * n, self.max_buckets);
         bigger.resize(2 * n, EMPTY);
         let old = std::mem::replace(&mut self.buckets, bigger);
         self.mask = 2 * n - 1;
