@@ -214,11 +214,14 @@ fn profile_batches(batches: u64) {
 criterion_group!(benches, bench);
 
 fn main() {
-    if let Some(n) = std::env::var("TRANSLATE_PROFILE_BATCHES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        profile_batches(n);
+    if let Some(v) = std::env::var_os("TRANSLATE_PROFILE_BATCHES") {
+        match v.to_str().and_then(|v| v.parse().ok()) {
+            Some(n) => profile_batches(n),
+            None => {
+                eprintln!("TRANSLATE_PROFILE_BATCHES={v:?}: expected a number of batches");
+                std::process::exit(2);
+            }
+        }
         return;
     }
     benches();
