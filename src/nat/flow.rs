@@ -172,17 +172,26 @@ impl FlowTable {
         self.live == 0
     }
 
-    /// Starts loading the index line a lookup of `key` will read first (a hint).
+    /// The hash the index files `key` under, for the `_hashed` calls: a caller that meets a
+    /// key a few packets before it looks it up hashes it once.
     #[inline(always)]
-    pub fn prefetch_index(&self, key: FlowKey) {
-        self.map.prefetch(key);
+    pub fn hash(&self, key: FlowKey) -> u64 {
+        self.map.hash(key)
     }
 
-    /// Starts loading the slot `key` names, reading the index (best prefetched a few packets
-    /// before); false when the key is not in the table. A hint that changes nothing.
+    /// Starts loading the index line a lookup of the key hashed `hash` will read first (a
+    /// hint).
     #[inline(always)]
-    pub fn prefetch_slot(&self, key: FlowKey) -> bool {
-        if let Some(idx) = self.map.get(key)
+    pub fn prefetch_index(&self, hash: u64) {
+        self.map.prefetch(hash);
+    }
+
+    /// Starts loading the slot `key` (hashed `hash`) names, reading the index (best
+    /// prefetched a few packets before); false when the key is not in the table. A hint that
+    /// changes nothing.
+    #[inline(always)]
+    pub fn prefetch_slot(&self, key: FlowKey, hash: u64) -> bool {
+        if let Some(idx) = self.map.get_hashed(key, hash)
             && let Some(slot) = self.slots.get(idx as usize)
         {
             super::flowmap::prefetch_line(slot);
@@ -195,7 +204,19 @@ impl FlowTable {
     /// removed and reported as absent.
     #[inline(always)]
     pub fn touch(&mut self, key: FlowKey, now_ns: u64, timeout_ns: u64) -> Option<Binding> {
-        let idx = self.map.get(key)?;
+        self.touch_hashed(key, self.hash(key), now_ns, timeout_ns)
+    }
+
+    /// [`FlowTable::touch`] of a key whose [`FlowTable::hash`] is `hash`.
+    #[inline(always)]
+    pub fn touch_hashed(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        now_ns: u64,
+        timeout_ns: u64,
+    ) -> Option<Binding> {
+        let idx = self.map.get_hashed(key, hash)?;
         let slot = &mut self.slots[idx as usize];
         // Timestamps in captures can step backwards; an earlier packet never expires a flow.
         if now_ns > slot.last_seen_ns && now_ns - slot.last_seen_ns > slot.timeout_ns {
@@ -219,15 +240,20 @@ impl FlowTable {
         now_ns: u64,
         timeout_ns: u64,
     ) {
+        let keys = [(in_key, self.hash(in_key)), (out_key, self.hash(out_key))];
+        self.insert_hashed(keys, binding, now_ns, timeout_ns);
+    }
+
+    /// [`FlowTable::insert`] of the (inbound, outbound) keys with their [`FlowTable::hash`]es.
+    pub fn insert_hashed(
+        &mut self,
+        [(in_key, in_hash), (out_key, out_hash)]: [(FlowKey, u64); 2],
+        binding: Binding,
+        now_ns: u64,
+        timeout_ns: u64,
+    ) {
         if self.live >= self.capacity {
             self.make_room(now_ns);
-        }
-        // A stale binding under either key (e.g. the reverse key of a re-created flow)
-        // must not outlive the new one.
-        for k in [in_key, out_key] {
-            if let Some(old) = self.map.get(k) {
-                self.remove(old);
-            }
         }
         let slot = Slot {
             binding,
@@ -245,6 +271,13 @@ impl FlowTable {
                 // The index packs slot numbers into 23 bits.
                 let i = self.slots.len() as u32;
                 if self.slots.len() >= MAX_FLOWS {
+                    // Nothing recorded, but a stale binding under either key must not
+                    // outlive the packet that replaced it.
+                    for k in [in_key, out_key] {
+                        if let Some(old) = self.map.get(k) {
+                            self.remove(old);
+                        }
+                    }
                     return;
                 }
                 if self.slots.len() == self.slots.capacity() {
@@ -264,10 +297,22 @@ impl FlowTable {
                 i
             }
         };
-        self.map.insert(in_key, idx);
-        self.map.insert(out_key, idx);
         self.live += 1;
         self.stats.created += 1;
+        // A stale binding under either key (e.g. the reverse key of a re-created flow) must
+        // not outlive the new one. Each key's one probe both sets it and finds what it named;
+        // removing that slot afterwards leaves both keys alone, as they name `idx` now.
+        let stale_in = self.map.insert_hashed(in_key, in_hash, idx);
+        let stale_out = self.map.insert_hashed(out_key, out_hash, idx);
+        if let Some(old) = stale_in {
+            self.remove(old);
+        }
+        if let Some(old) = stale_out {
+            self.remove(old);
+        }
+        if let Some(p) = &self.prefault {
+            self.map.prefault_next_half(p);
+        }
         self.stats.peak = self.stats.peak.max(self.live as u64);
     }
 

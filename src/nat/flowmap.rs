@@ -226,6 +226,9 @@ pub struct FlowMap {
     /// The most buckets the keys this map may ever hold need, or 0 when unknown (then it
     /// reserves no more than each doubling needs).
     max_buckets: usize,
+    /// Whether the half the next doubling adds was asked to be mapped in already
+    /// ([`FlowMap::prefault_next_half`]).
+    next_half_asked: bool,
 }
 
 /// The three per-process secrets; drawn once from the operating system's randomness by way
@@ -269,11 +272,25 @@ impl FlowMap {
             len: 0,
             seed,
             max_buckets: 0,
+            next_half_asked: false,
         }
     }
 
     #[inline]
     fn home(&self, hi: u64, lo: u64) -> usize {
+        self.hash_of(hi, lo) as usize & self.mask
+    }
+
+    /// The hash of `key`, before the index's size picks its bits: a caller that meets a key
+    /// a few packets before it looks it up keeps it, so the lookup does not hash again (and a
+    /// doubling of the index in between changes nothing).
+    #[inline(always)]
+    pub fn hash(&self, key: FlowKey) -> u64 {
+        self.hash_of(key.hi, key.lo)
+    }
+
+    #[inline(always)]
+    fn hash_of(&self, hi: u64, lo: u64) -> u64 {
         // A folded 64x64->128 multiply of the seeded halves: every key bit reaches the middle
         // of the product, and the fold brings the high half down onto the index bits.
         let p = u128::from(lo ^ self.seed[0]) * u128::from(hi ^ self.seed[1]);
@@ -283,14 +300,21 @@ impl FlowMap {
         // A second folded multiply spreads every bit of the first over them
         // (`folded_multiply_spreads_structured_keys`).
         let q = u128::from((p as u64) ^ ((p >> 64) as u64)) * u128::from(self.seed[2]);
-        ((q as u64) ^ ((q >> 64) as u64)) as usize & self.mask
+        (q as u64) ^ ((q >> 64) as u64)
     }
 
     /// The value of `key`.
     #[inline(always)]
     pub fn get(&self, key: FlowKey) -> Option<u32> {
+        self.get_hashed(key, self.hash(key))
+    }
+
+    /// The value of `key`, whose [`FlowMap::hash`] is `hash`.
+    #[inline(always)]
+    pub fn get_hashed(&self, key: FlowKey, hash: u64) -> Option<u32> {
+        debug_assert_eq!(hash, self.hash(key), "a key's hash from this map");
         let (hi, lo) = (key.hi, key.lo);
-        let mut i = self.home(hi, lo);
+        let mut i = hash as usize & self.mask;
         loop {
             let b = self.buckets[i];
             if b.hi() == hi && b.lo == lo {
@@ -304,17 +328,38 @@ impl FlowMap {
         }
     }
 
-    /// Starts loading the line where a lookup of `key` begins (a hint; no effect on contents).
+    /// Starts loading the line where a lookup of the key with [`FlowMap::hash`] `hash` begins
+    /// (a hint; no effect on contents).
     #[inline(always)]
-    pub fn prefetch(&self, key: FlowKey) {
-        let i = self.home(key.hi, key.lo);
-        if let Some(b) = self.buckets.get(i) {
+    pub fn prefetch(&self, hash: u64) {
+        if let Some(b) = self.buckets.get(hash as usize & self.mask) {
             prefetch_line(b);
         }
     }
 
-    /// Sets `key` to `value`, replacing any value it had.
-    pub fn insert(&mut self, key: FlowKey, value: u32) {
+    /// Once the map is three eighths full and has the room to double where it lies, asks `p`
+    /// (once per size) to map in the half the next doubling will add. Otherwise that doubling
+    /// takes every fresh page of the half on the packet loop's thread at once: the kernel
+    /// clears each, and on a busy virtual machine the host backs each too (40% of one
+    /// million-flow run's samples were `clear_page_erms` under `FlowMap::grow`).
+    #[inline]
+    pub fn prefault_next_half(&mut self, p: &Prefaulter) {
+        let n = self.buckets.len();
+        if self.next_half_asked || self.len * 8 < n * 3 || self.buckets.capacity() < 2 * n {
+            return;
+        }
+        self.next_half_asked = true;
+        p.populate(&self.buckets, n, 2 * n);
+    }
+
+    /// Sets `key` to `value`; returns the value it replaced, if any.
+    #[cfg(test)]
+    pub fn insert(&mut self, key: FlowKey, value: u32) -> Option<u32> {
+        self.insert_hashed(key, self.hash(key), value)
+    }
+
+    /// [`FlowMap::insert`] of a key whose [`FlowMap::hash`] is `hash`.
+    pub fn insert_hashed(&mut self, key: FlowKey, hash: u64, value: u32) -> Option<u32> {
         debug_assert!(
             key.hi <= KEY_MASK && value < MAX_VALUE,
             "flow keys use 41 bits of their high word, values fewer than 23"
@@ -322,18 +367,20 @@ impl FlowMap {
         if (self.len + 1) * 2 > self.buckets.len() {
             self.grow();
         }
+        debug_assert_eq!(hash, self.hash(key), "a key's hash from this map");
         let (hi, lo) = (key.hi, key.lo);
-        let mut i = self.home(hi, lo);
+        let mut i = hash as usize & self.mask;
         loop {
             let b = &mut self.buckets[i];
             if b.is_free() {
                 *b = Bucket::new(hi, lo, value);
                 self.len += 1;
-                return;
+                return None;
             }
             if b.hi() == hi && b.lo == lo {
+                let old = b.value();
                 *b = Bucket::new(hi, lo, value);
-                return;
+                return Some(old);
             }
             i = (i + 1) & self.mask;
         }
@@ -407,6 +454,7 @@ impl FlowMap {
     #[inline(never)]
     fn grow(&mut self) {
         let n = self.buckets.len();
+        self.next_half_asked = false;
         if self.buckets.capacity() >= 2 * n {
             self.buckets.resize(2 * n, EMPTY);
             self.mask = 2 * n - 1;
@@ -518,10 +566,7 @@ mod tests {
             let mut model: HashMap<FlowKey, u32> = HashMap::new();
             for op in ops {
                 match op {
-                    Op::Insert(k, v) => {
-                        m.insert(k, v);
-                        model.insert(k, v);
-                    }
+                    Op::Insert(k, v) => prop_assert_eq!(m.insert(k, v), model.insert(k, v)),
                     Op::Remove(k) => prop_assert_eq!(m.remove(k), model.remove(&k)),
                     Op::Get(k) => prop_assert_eq!(m.get(k), model.get(&k).copied()),
                 }

@@ -56,12 +56,34 @@ impl Default for Config {
 /// pay for this bound.
 pub const DEFAULT_MAX_FLOWS: usize = 4 * 1024 * 1024;
 
-/// A packet a few places ahead, as [`Translator::prefetch_key`] read it.
+/// A packet a few places ahead, as [`Translator::prefetch_key`] read it and
+/// [`Translator::prefetch_binding`] looked it up: what its translation would otherwise work out
+/// again ([`Translator::process_ahead`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Lookahead {
-    key: FlowKey,
     tuple: Tuple,
     dir: Direction,
+    /// The flow key of the packet's direction, and its hash in the flow table.
+    key: FlowKey,
+    hash: u64,
+    pending: Pending,
+}
+
+/// What the forward table says of a flow that was not bound when its packet was looked up
+/// ahead: all it depends on (the tuple and the table) stays as it was, so the packet's
+/// translation need not ask again if the flow is still unbound then.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    /// Not asked (the flow was bound, or the lookahead never got that far).
+    Unknown,
+    /// No entry applies.
+    Unbound,
+    /// The binding a new flow gets, and its other key with that key's hash.
+    Bind {
+        binding: Binding,
+        back: FlowKey,
+        back_hash: u64,
+    },
 }
 
 /// Flows alive from which [`Translator::wants_prefetch`] says yes: about where the index and
@@ -344,7 +366,20 @@ impl<'t> Translator<'t> {
     /// `frame.len()` when a snap length cut it); `meta` also identifies it if it must be held.
     #[inline]
     pub fn process(&mut self, frame: &mut [u8], meta: &PacketMeta) -> Outcome {
-        if let Some(out) = self.plain_tcp_udp(frame, meta) {
+        self.process_ahead(frame, meta, None)
+    }
+
+    /// [`Translator::process`] of a packet looked up ahead with [`Translator::prefetch_key`]
+    /// (and [`Translator::prefetch_binding`]): what that found is used where it still holds,
+    /// which changes nothing but the work. A lookahead of another tuple is ignored.
+    #[inline]
+    pub fn process_ahead(
+        &mut self,
+        frame: &mut [u8],
+        meta: &PacketMeta,
+        ahead: Option<&Lookahead>,
+    ) -> Outcome {
+        if let Some(out) = self.plain_tcp_udp(frame, meta, ahead) {
             return out;
         }
         self.process_general(frame, meta)
@@ -356,8 +391,13 @@ impl<'t> Translator<'t> {
     /// else (link layers it does not know, options, fragments, ICMP, malformed or expiring
     /// packets), and the general path then decides; where it does apply, its result is the
     /// general path's, byte for byte (`tests::fast_path_equals_general_path`).
-    #[inline]
-    fn plain_tcp_udp(&mut self, frame: &mut [u8], meta: &PacketMeta) -> Option<Outcome> {
+    #[inline(always)]
+    fn plain_tcp_udp(
+        &mut self,
+        frame: &mut [u8],
+        meta: &PacketMeta,
+        ahead: Option<&Lookahead>,
+    ) -> Option<Outcome> {
         // Held fragments age out before any packet is decided (the general path's first step
         // too, and then a no-op), so events keep their order.
         self.expire_held(meta.ts_ns);
@@ -412,7 +452,10 @@ impl<'t> Translator<'t> {
             dport: l4.dport,
         };
         let tmo = flow_timeout(proto, l4.tcp_flags);
-        let bound = self.bind(before, meta.ts_ns, tmo);
+        let bound = match ahead {
+            Some(a) if a.tuple == before => self.bind_ahead(a, meta.ts_ns, tmo),
+            _ => self.bind(before, meta.ts_ns, tmo),
+        };
         let mut out = Outcome {
             verdict: Verdict::PassForeign,
             before,
@@ -445,7 +488,7 @@ impl<'t> Translator<'t> {
     /// tuple as the fast path would, starts loading the flow index's line for its key and
     /// returns what [`Translator::prefetch_binding`] needs. A hint only: nothing changes, and
     /// a frame the fast path would decline gives `None`.
-    #[inline]
+    #[inline(always)]
     pub fn prefetch_key(&self, frame: &[u8], link_type: u16) -> Option<Lookahead> {
         let Frame::Ipv4 { offset } = locate_ipv4(link_type, frame) else {
             return None;
@@ -472,34 +515,38 @@ impl<'t> Translator<'t> {
             Direction::Inbound => FlowKey::inbound(t.proto, t.src, t.sport, t.dst, t.dport),
             Direction::Outbound => FlowKey::outbound(t.proto, t.src, t.sport, t.dst, t.dport),
         };
-        self.flows.prefetch_index(key);
-        Some(Lookahead { key, tuple: t, dir })
+        let hash = self.flows.hash(key);
+        self.flows.prefetch_index(hash);
+        Some(Lookahead {
+            tuple: t,
+            dir,
+            key,
+            hash,
+            pending: Pending::Unknown,
+        })
     }
 
     /// The second half, once the index line had time to arrive: starts loading the flow's
-    /// slot or, for a flow not bound yet, the index line its reply key will be inserted at.
-    /// A hint only.
-    #[inline]
-    pub fn prefetch_binding(&self, ahead: &Lookahead) {
-        if self.flows.prefetch_slot(ahead.key) {
+    /// slot or, for a flow not bound yet, asks the forward table for its binding (kept in
+    /// `ahead`) and starts loading the index line its other key will be inserted at.
+    #[inline(always)]
+    pub fn prefetch_binding(&self, ahead: &mut Lookahead) {
+        if self.flows.prefetch_slot(ahead.key, ahead.hash) {
+            ahead.pending = Pending::Unknown;
             return;
         }
-        let t = ahead.tuple;
-        let back = match ahead.dir {
-            Direction::Inbound => {
-                let Inbound::Hit(m) = self.table.lookup(t.dst, t.proto, t.dport) else {
-                    return;
-                };
-                FlowKey::outbound(t.proto, m.ip, m.port, t.src, t.sport)
+        ahead.pending = match self.new_binding(ahead.tuple, ahead.dir) {
+            Some((binding, back)) => {
+                let back_hash = self.flows.hash(back);
+                self.flows.prefetch_index(back_hash);
+                Pending::Bind {
+                    binding,
+                    back,
+                    back_hash,
+                }
             }
-            Direction::Outbound => {
-                let Some(m) = self.table.reverse(t.src, t.proto, t.sport) else {
-                    return;
-                };
-                FlowKey::inbound(t.proto, t.dst, t.dport, m.ip, m.port)
-            }
+            None => Pending::Unbound,
         };
-        self.flows.prefetch_index(back);
     }
 
     /// Every packet the fast path declines: link layers, malformed input, new flows,
@@ -660,6 +707,42 @@ impl<'t> Translator<'t> {
         }
     }
 
+    /// [`Translator::bind`] with what the lookahead `a` found (the same tuple's): its key, hash
+    /// and direction and, for a flow that was new then, the forward table's answer.
+    #[inline(always)]
+    fn bind_ahead(&mut self, a: &Lookahead, now: u64, tmo: u64) -> Bound {
+        // Unlike `bind`, an outbound packet does not probe its inbound key first: its
+        // destination is no EIP, and every inbound key in the table has one.
+        if let Some(b) = self.flows.touch_hashed(a.key, a.hash, now, tmo) {
+            return Bound {
+                dir: a.dir,
+                binding: Some(b),
+                new_flow: false,
+            };
+        }
+        let binding = match a.pending {
+            Pending::Bind {
+                binding,
+                back,
+                back_hash,
+            } => {
+                let keys = match a.dir {
+                    Direction::Inbound => [(a.key, a.hash), (back, back_hash)],
+                    Direction::Outbound => [(back, back_hash), (a.key, a.hash)],
+                };
+                self.flows.insert_hashed(keys, binding, now, tmo);
+                Some(binding)
+            }
+            Pending::Unbound => None,
+            Pending::Unknown => self.bind_new(a.tuple, a.dir, a.key, now, tmo),
+        };
+        Bound {
+            dir: a.dir,
+            binding,
+            new_flow: binding.is_some(),
+        }
+    }
+
     /// A new flow's binding from the forward table, recorded under both of its keys.
     #[inline(never)]
     fn bind_new(
@@ -670,6 +753,18 @@ impl<'t> Translator<'t> {
         now: u64,
         tmo: u64,
     ) -> Option<Binding> {
+        let (b, back) = self.new_binding(t, dir)?;
+        match dir {
+            Direction::Inbound => self.flows.insert(key, back, b, now, tmo),
+            Direction::Outbound => self.flows.insert(back, key, b, now, tmo),
+        }
+        Some(b)
+    }
+
+    /// The binding the forward table gives a new flow of tuple `t` going `dir`, and the flow's
+    /// key for the other direction; `None` when no entry applies.
+    #[inline]
+    fn new_binding(&self, t: Tuple, dir: Direction) -> Option<(Binding, FlowKey)> {
         let Tuple {
             proto,
             src,
@@ -683,16 +778,12 @@ impl<'t> Translator<'t> {
                     return None;
                 };
                 let b = Binding::new(m.entry, m.kind, (dst, dport), (m.ip, m.port));
-                let back = FlowKey::outbound(proto, m.ip, m.port, src, sport);
-                self.flows.insert(key, back, b, now, tmo);
-                Some(b)
+                Some((b, FlowKey::outbound(proto, m.ip, m.port, src, sport)))
             }
             Direction::Outbound => {
                 let m = self.table.reverse(src, proto, sport)?;
                 let b = Binding::new(m.entry, m.kind, (m.ip, m.port), (src, sport));
-                let back = FlowKey::inbound(proto, dst, dport, m.ip, m.port);
-                self.flows.insert(back, key, b, now, tmo);
-                Some(b)
+                Some((b, FlowKey::inbound(proto, dst, dport, m.ip, m.port)))
             }
         }
     }
@@ -970,17 +1061,35 @@ mod tests {
         v
     }
 
-    /// Runs `inputs` through the fast path and, separately, through the general path alone,
-    /// and asserts that every outcome, every output byte and every event agree.
+    /// How far ahead `assert_paths_agree` looks up packets, as the replay loop does.
+    const AHEAD: usize = 16;
+
+    /// Runs `inputs` through the fast path, through the fast path with lookaheads made as the
+    /// replay loop makes them (some of another packet's, which must be ignored or, for the
+    /// same tuple, agree), and through the general path alone, and asserts that every
+    /// outcome, every output byte and every event agree.
     fn assert_paths_agree(rules: &Rules, config: Config, inputs: &[Input]) -> usize {
         let table = ForwardTable::new(&rules.forward_entries, &rules.bandwidth_package.public_ips);
         let mut fast = Translator::new(&table, config);
+        let mut ahead = Translator::new(&table, config);
         let mut general = Translator::new(&table, config);
         let mut fast_hits = 0;
+        let mut lookaheads: Vec<Option<Lookahead>> = inputs
+            .iter()
+            .take(AHEAD)
+            .map(|i| ahead.prefetch_key(&i.data, i.meta.link_type))
+            .collect();
         for (n, i) in inputs.iter().enumerate() {
-            let (mut a, mut b) = (i.data.clone(), i.data.clone());
+            if let Some(later) = inputs.get(n + AHEAD) {
+                let key = ahead.prefetch_key(&later.data, later.meta.link_type);
+                lookaheads.push(key);
+            }
+            if let Some(Some(l)) = lookaheads.get_mut(n + AHEAD / 2) {
+                ahead.prefetch_binding(l);
+            }
+            let (mut a, mut b, mut c) = (i.data.clone(), i.data.clone(), i.data.clone());
             // What `process` does, with the fast path's share counted.
-            let oa = match fast.plain_tcp_udp(&mut a, &i.meta) {
+            let oa = match fast.plain_tcp_udp(&mut a, &i.meta, None) {
                 Some(o) => {
                     fast_hits += 1;
                     o
@@ -988,26 +1097,36 @@ mod tests {
                 None => fast.process_general(&mut a, &i.meta),
             };
             let ob = general.process_general(&mut b, &i.meta);
+            let l = if n % 7 == 3 {
+                lookaheads.get(n + 1).copied().flatten()
+            } else {
+                lookaheads[n]
+            };
+            let oc = ahead.process_ahead(&mut c, &i.meta, l.as_ref());
             assert_eq!(oa, ob, "packet {n}: outcomes differ");
             assert_eq!(a, b, "packet {n}: output bytes differ");
+            assert_eq!(oc, ob, "packet {n}: outcomes differ with a lookahead");
+            assert_eq!(c, b, "packet {n}: output bytes differ with a lookahead");
             loop {
-                let (ea, eb) = (fast.pop_event(), general.pop_event());
+                let (ea, eb, ec) = (fast.pop_event(), general.pop_event(), ahead.pop_event());
                 assert_eq!(format!("{ea:?}"), format!("{eb:?}"), "packet {n}: events");
+                assert_eq!(format!("{ec:?}"), format!("{eb:?}"), "packet {n}: events");
                 if ea.is_none() {
                     break;
                 }
             }
         }
         fast.finish();
+        ahead.finish();
         general.finish();
-        while let Some(e) = fast.pop_event() {
-            assert_eq!(
-                format!("{:?}", Some(e)),
-                format!("{:?}", general.pop_event())
-            );
+        while let Some(e) = general.pop_event() {
+            let e = format!("{:?}", Some(e));
+            assert_eq!(format!("{:?}", fast.pop_event()), e);
+            assert_eq!(format!("{:?}", ahead.pop_event()), e);
         }
-        assert!(general.pop_event().is_none());
+        assert!(fast.pop_event().is_none() && ahead.pop_event().is_none());
         assert_eq!(fast.flow_stats(), general.flow_stats());
+        assert_eq!(ahead.flow_stats(), general.flow_stats());
         fast_hits
     }
 

@@ -171,24 +171,28 @@ fn in_order(
     }
     let mut sink = Sink::new(writer, table, options);
     let mut scratch: Vec<u8> = Vec::with_capacity(65_536);
-    // Keys of the packets whose index lines are on their way, by position modulo the ring.
-    let mut ahead_keys: [Option<Lookahead>; PREFETCH_AHEAD] = [None; PREFETCH_AHEAD];
+    // The packets whose flows are being looked up ahead, by position modulo the ring: the
+    // packet at `position` is the one processed now.
+    let mut ring: [Option<Lookahead>; PREFETCH_AHEAD] = [None; PREFETCH_AHEAD];
     let mut position = 0usize;
     loop {
-        if translator.wants_prefetch() {
-            let slot = position % PREFETCH_AHEAD;
+        let slot = position % PREFETCH_AHEAD;
+        let prefetching = translator.wants_prefetch();
+        if prefetching {
             // The packet PREFETCH_AHEAD / 2 ahead had its index line requested that long
             // ago: its slot can be requested now.
-            let half = (position + PREFETCH_AHEAD / 2) % PREFETCH_AHEAD;
-            if let Some(ahead) = &ahead_keys[half] {
+            if let Some(ahead) = &mut ring[(position + PREFETCH_AHEAD / 2) % PREFETCH_AHEAD] {
                 translator.prefetch_binding(ahead);
             }
-            // This ring position is free again (its packet is the one processed now).
-            ahead_keys[slot] = packets
-                .peek(PREFETCH_AHEAD)
-                .and_then(|(frame, link)| translator.prefetch_key(frame, link));
         }
         position = position.wrapping_add(1);
+        // An entry left from before prefetching paused may be of another packet: the
+        // translator uses a lookahead only for a packet of the same tuple.
+        let ahead = if prefetching {
+            ring[slot].as_ref()
+        } else {
+            None
+        };
         let Some(pkt) = packets.next_packet()? else {
             break;
         };
@@ -201,13 +205,19 @@ fn in_order(
         if sink.fast() {
             // One copy: straight into the output buffer, rewritten there.
             sink.write_in_place(&record, &meta, pkt.data, observer, |buf| {
-                translator.process(buf, &meta)
+                translator.process_ahead(buf, &meta, ahead)
             })?;
         } else {
             scratch.clear();
             scratch.extend_from_slice(pkt.data);
-            let o = translator.process(&mut scratch, &meta);
+            let o = translator.process_ahead(&mut scratch, &meta, ahead);
             sink.emit(&record, &meta, &scratch, &o, table, observer)?;
+        }
+        if prefetching {
+            // The packet PREFETCH_AHEAD after this one takes this position's place.
+            ring[slot] = packets
+                .peek(PREFETCH_AHEAD - 1)
+                .and_then(|(frame, link)| translator.prefetch_key(frame, link));
         }
         if translator.has_events() {
             drain_events(&mut translator, &mut sink, table, observer, meta.ts_ns)?;
