@@ -5,7 +5,8 @@
 #   BEFORE=/path/to/older/dnatsim scripts/bench-flows.sh   adds the same two rows for another
 #                                                          build, run in the same session
 #
-# Prints, per row, wall/user/system seconds as median (min-max) over the runs, the flows the
+# Runs every row once per round, RUNS rounds. Prints, per row, wall/user/system seconds as
+# median (min-max) over the runs, the flows the
 # table held and evicted, and peak RSS; then the many-flows/few-flows wall ratio and the memory
 # per flow (the RSS difference between the two captures over the flow difference: both inputs
 # are the same size and read whole, so their mapped bytes cancel out).
@@ -32,28 +33,51 @@ done
 # median (min-max) of a column of numbers
 stats() { sort -g | awk '{a[NR]=$1} END {printf "%.3f (%.3f-%.3f)", a[int((NR+1)/2)], a[1], a[NR]}'; }
 
-# row NAME FLOWS EXTRA-ARGS...: RUNS timed runs, alternating with nothing else ($RUN_BIN, else
-# this build).
-row() {
+# one NAME FLOWS EXTRA-ARGS...: one timed run of a row ($RUN_BIN, else this build), appended
+# to that row's file of times.
+one() {
     local name=$1 flows=$2; shift 2
     local bin=${RUN_BIN:-$BIN}
-    : > "$WORK/times"
-    for _ in $(seq "$RUNS"); do
-        rm -f "$WORK/out.pcap"
-        # Wall time from the shell's microsecond clock (time's %e has 10 ms steps, 5% of the
-        # few-flows row); user, system and peak RSS from /usr/bin/time.
-        local t0=$EPOCHREALTIME
-        /usr/bin/time -f "%U %S %M" -o "$WORK/one" \
-            "$bin" replay "$WORK/f$flows.pcap" -r "$RULES" --no-bandwidth -q \
-            -o "$WORK/out.pcap" --report "$WORK/r-$name.json" "$@"
-        local t1=$EPOCHREALTIME
-        echo "$(echo "$t1 - $t0" | bc -l) $(cat "$WORK/one")" >> "$WORK/times"
+    rm -f "$WORK/out.pcap"
+    # Wall time from the shell's microsecond clock (time's %e has 10 ms steps, 5% of the
+    # few-flows row); user, system and peak RSS from /usr/bin/time.
+    local t0=$EPOCHREALTIME
+    /usr/bin/time -f "%U %S %M" -o "$WORK/one" \
+        "$bin" replay "$WORK/f$flows.pcap" -r "$RULES" --no-bandwidth -q \
+        -o "$WORK/out.pcap" --report "$WORK/r-$name.json" "$@"
+    local t1=$EPOCHREALTIME
+    echo "$(echo "$t1 - $t0" | bc -l) $(cat "$WORK/one")" >> "$WORK/times-$name"
+}
+
+# The rows, as NAME|FLOWS|BIN|EXTRA-ARGS.
+ROWS=(
+    "1,024 flows|1024||"
+    "1,000,000 flows|1000000||"
+    "1,000,000 flows, 1 thread|1000000||--threads 1"
+    "1,000,000 flows, old 262,144|1000000||--max-flows 262144"
+)
+if [ -n "${BEFORE:-}" ]; then
+    ROWS+=("before: 1,024 flows|1024|$BEFORE|" "before: 1,000,000 flows|1000000|$BEFORE|")
+fi
+
+# Round after round, each row once: a machine that turns noisy for a while (a shared host
+# does) slows every row of those rounds alike, instead of the rows that happened to run then.
+for _ in $(seq "$RUNS"); do
+    for r in "${ROWS[@]}"; do
+        IFS='|' read -r name flows bin extra <<< "$r"
+        # shellcheck disable=SC2086 # EXTRA-ARGS are words
+        RUN_BIN=$bin one "$name" "$flows" $extra
     done
+done
+
+# summary NAME: the row's line, from its times and its last report.
+summary() {
+    local name=$1 times="$WORK/times-$1"
     local wall user sys rss
-    wall=$(cut -d' ' -f1 "$WORK/times" | stats)
-    user=$(cut -d' ' -f2 "$WORK/times" | stats)
-    sys=$(cut -d' ' -f3 "$WORK/times" | stats)
-    rss=$(cut -d' ' -f4 "$WORK/times" | sort -g | tail -1)
+    wall=$(cut -d' ' -f1 "$times" | stats)
+    user=$(cut -d' ' -f2 "$times" | stats)
+    sys=$(cut -d' ' -f3 "$times" | stats)
+    rss=$(cut -d' ' -f4 "$times" | sort -g | tail -1)
     local peak evicted
     peak=$(grep -A4 '"flows": {' "$WORK/r-$name.json" | grep '"peak"' | tr -dc 0-9)
     evicted=$(grep -A4 '"flows": {' "$WORK/r-$name.json" | grep '"evicted"' | tr -dc 0-9)
@@ -63,14 +87,9 @@ row() {
 }
 
 : > "$WORK/rows"
-row "1,024 flows" 1024
-row "1,000,000 flows" 1000000
-row "1,000,000 flows, 1 thread" 1000000 --threads 1
-row "1,000,000 flows, old 262,144" 1000000 --max-flows 262144
-if [ -n "${BEFORE:-}" ]; then
-    RUN_BIN=$BEFORE row "before: 1,024 flows" 1024
-    RUN_BIN=$BEFORE row "before: 1,000,000 flows" 1000000
-fi
+for r in "${ROWS[@]}"; do
+    summary "${r%%|*}"
+done
 
 awk '
     $1 == "1,024" && $2 == "flows" {few = $3; few_rss = $5; few_peak = $4}
@@ -83,4 +102,13 @@ awk '
         printf "memory per flow: %.0f bytes ((%d - %d KiB) / (%d - %d flows))\n",
             (many_rss - few_rss) * 1024 / (many_peak - few_peak), many_rss, few_rss, many_peak, few_peak
     }' "$WORK/rows"
+# The same ratio round by round (each round ran both rows within a second or two).
+round_ratios() {
+    paste -d' ' <(cut -d' ' -f1 "$WORK/times-$2") <(cut -d' ' -f1 "$WORK/times-$1") |
+        awk '{print $1 / $2}' | stats
+}
+echo "many/few wall ratio, round by round: median (min-max) $(round_ratios "1,024 flows" "1,000,000 flows")"
+if [ -n "${BEFORE:-}" ]; then
+    echo "before: round by round: median (min-max) $(round_ratios "before: 1,024 flows" "before: 1,000,000 flows")"
+fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
