@@ -63,8 +63,11 @@ fi
 
 # Round after round, each row once: a machine that turns noisy for a while (a shared host
 # does) slows every row of those rounds alike, instead of the rows that happened to run then.
+# Each round takes the rows in a new order, so that no row always follows the same one (a
+# run after a million-flow run starts with that run's memory just handed back).
 for _ in $(seq "$RUNS"); do
-    for r in "${ROWS[@]}"; do
+    mapfile -t order < <(printf '%s\n' "${ROWS[@]}" | shuf)
+    for r in "${order[@]}"; do
         IFS='|' read -r name flows bin extra <<< "$r"
         # shellcheck disable=SC2086 # EXTRA-ARGS are words
         RUN_BIN=$bin one "$name" "$flows" $extra

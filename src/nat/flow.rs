@@ -87,15 +87,36 @@ impl RewriteDeltas {
     }
 }
 
-/// What a packet of the flow reads and writes, in one cache line of its own; the keys, needed
-/// only to remove the flow, are kept apart.
+/// What a packet of the flow reads and writes, in one cache line of its own, with what its
+/// two keys are made from (see [`Slot::keys`]).
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
 struct Slot {
     binding: Binding,
     last_seen_ns: u64,
     timeout_ns: u64,
+    /// The far end of the flow (the client of an inbound flow, the peer of a server's own).
+    peer_ip: u32,
+    peer_port: u16,
+    proto: u8,
     live: bool,
+}
+
+// The peer's fields fill the line's spare bytes: the keys cost no memory of their own.
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
+impl Slot {
+    /// The flow's (inbound, outbound) keys, needed only to remove it. Both ways of making a
+    /// flow give it the keys (peer -> EIP) and (server -> peer), so the binding and the peer
+    /// rebuild them; keeping them instead took 32 bytes a flow and their pages.
+    fn keys(&self) -> [FlowKey; 2] {
+        let b = &self.binding;
+        let (proto, ip, port) = (self.proto, self.peer_ip, self.peer_port);
+        [
+            FlowKey::inbound(proto, ip, port, b.ext_ip, b.ext_port),
+            FlowKey::outbound(proto, b.int_ip, b.int_port, ip, port),
+        ]
+    }
 }
 
 /// Counters the flow table keeps about itself.
@@ -122,8 +143,6 @@ const PREFAULT_CHUNK: usize = 32_768;
 pub struct FlowTable {
     map: FlowMap,
     slots: Vec<Slot>,
-    /// The (inbound, outbound) keys of each slot.
-    keys: Vec<[FlowKey; 2]>,
     free: Vec<u32>,
     capacity: usize,
     live: usize,
@@ -139,7 +158,6 @@ impl FlowTable {
         FlowTable {
             map: FlowMap::for_keys(2 * capacity.clamp(1, MAX_FLOWS)),
             slots: Vec::new(),
-            keys: Vec::new(),
             free: Vec::new(),
             capacity: capacity.clamp(1, MAX_FLOWS),
             live: 0,
@@ -230,7 +248,9 @@ impl FlowTable {
         Some(slot.binding)
     }
 
-    /// Records a new binding under both keys; when the table is full of live flows it cannot
+    /// Records a new binding under both keys, which must be the keys a flow of that binding
+    /// has (the inbound key from its peer to the EIP, the outbound key from its server to the
+    /// peer; see `Slot::keys`); when the table is full of live flows it cannot
     /// evict, records nothing (the packet is still translated, statelessly).
     pub fn insert(
         &mut self,
@@ -255,16 +275,23 @@ impl FlowTable {
         if self.live >= self.capacity {
             self.make_room(now_ns);
         }
+        let (proto, peer_ip, peer_port) = in_key.source();
         let slot = Slot {
             binding,
             last_seen_ns: now_ns,
             timeout_ns,
+            peer_ip,
+            peer_port,
+            proto,
             live: true,
         };
+        // The unit tests drive every way of making a flow (the translator's among them)
+        // through here; a key the slot cannot rebuild would be left behind on removal.
+        #[cfg(test)]
+        assert_eq!(slot.keys(), [in_key, out_key], "keys not of their binding");
         let idx = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
-                self.keys[i as usize] = [in_key, out_key];
                 i
             }
             None => {
@@ -290,10 +317,8 @@ impl FlowTable {
                     // alone, so asking for this one again costs the thread next to nothing.
                     let from = self.slots.len();
                     p.populate(&self.slots, from, from + 2 * PREFAULT_CHUNK);
-                    p.populate(&self.keys, from, from + 2 * PREFAULT_CHUNK);
                 }
                 self.slots.push(slot);
-                self.keys.push([in_key, out_key]);
                 i
             }
         };
@@ -326,9 +351,6 @@ impl FlowTable {
         let mut slots = super::flowmap::room_to_grow(doubled, self.capacity);
         slots.extend_from_slice(&self.slots);
         self.slots = slots;
-        let mut keys = super::flowmap::room_to_grow(doubled, self.capacity);
-        keys.extend_from_slice(&self.keys);
-        self.keys = keys;
         if self.prefault_wanted && self.prefault.is_none() && self.slots.capacity() > doubled {
             self.prefault = super::flowmap::Prefaulter::start();
         }
@@ -365,7 +387,7 @@ impl FlowTable {
         }
         slot.live = false;
         // A key re-bound to a newer slot since (see `insert`) stays with it.
-        let [a, b] = self.keys[idx as usize];
+        let [a, b] = slot.keys();
         self.map.remove_if(a, idx);
         self.map.remove_if(b, idx);
         self.free.push(idx);
@@ -489,6 +511,7 @@ mod tests {
     #[test]
     fn full_table_evicts_the_older_half() {
         let mut t = FlowTable::new(4);
+        let binding = |entry: u32| Binding::new(entry, MatchKind::Port, (1, 53), (2, 53));
         for i in 0..4u16 {
             let a = FlowKey::inbound(17, 10, i, 1, 53);
             let b = FlowKey::outbound(17, 2, 53, 10, i);

@@ -161,6 +161,16 @@ impl FlowKey {
         FlowKey::pack(1, proto, src, sport, dst, dport)
     }
 
+    /// The protocol, address and port of the key's source.
+    #[inline]
+    pub fn source(&self) -> (u8, u32, u16) {
+        (
+            (self.hi >> 32) as u8,
+            self.hi as u32,
+            (self.lo >> 48) as u16,
+        )
+    }
+
     #[inline]
     fn pack(dir: u8, proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> FlowKey {
         FlowKey {
