@@ -210,6 +210,44 @@ impl Read for Trickle {
 
 // ---------------------------------------------------------------- reading
 
+/// The mean record length that chooses how two threads read a file in memory: over the
+/// records asked for, from the next one, in either byte order; `None` for pcapng or no record.
+#[test]
+fn mean_record_len_samples_pcap_record_headers() {
+    let frames = [frame(60, 1), frame(100, 2), frame(1514, 3)];
+    for le in [true, false] {
+        let recs: Vec<Rec> = frames
+            .iter()
+            .map(|f| Rec {
+                sec: 1,
+                frac: 0,
+                data: f,
+                orig: f.len() as u32,
+            })
+            .collect();
+        let mut r = CaptureReader::from_bytes(pcap_file(le, false, 65535, 1, &recs)).unwrap();
+        assert_eq!(r.mean_record_len(2), Some(80));
+        assert_eq!(r.mean_record_len(100), Some((60 + 100 + 1514) / 3));
+        r.next_packet().unwrap().unwrap();
+        assert_eq!(r.mean_record_len(1), Some(100), "from the next record");
+        r.next_packet().unwrap().unwrap();
+        r.next_packet().unwrap().unwrap();
+        assert_eq!(r.mean_record_len(10), None, "no record left");
+        // A cut-off record header counts for nothing.
+        let mut cut = pcap_file(le, false, 65535, 1, &recs[..1]);
+        cut.extend([0; 10]);
+        assert_eq!(
+            CaptureReader::from_bytes(cut).unwrap().mean_record_len(5),
+            Some(60)
+        );
+    }
+    let (ng, _) = two_section_pcapng();
+    assert_eq!(
+        CaptureReader::from_bytes(ng).unwrap().mean_record_len(5),
+        None
+    );
+}
+
 #[test]
 fn pcap_both_byte_orders_and_precisions() {
     let a = frame(60, 1);

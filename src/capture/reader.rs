@@ -569,6 +569,30 @@ impl CaptureReader {
         self.src.whole().is_some()
     }
 
+    /// The mean captured length of up to `records` records from the next one: a pcap file in
+    /// memory only, `None` otherwise or when no whole record header follows. Reads record
+    /// headers only; nothing is consumed or checked.
+    pub fn mean_record_len(&self, records: u64) -> Option<u64> {
+        let Kind::Pcap { byte_order, .. } = self.kind else {
+            return None;
+        };
+        let whole = self.src.whole()?;
+        let (mut pos, mut seen, mut sum) = (self.pos, 0u64, 0u64);
+        while seen < records {
+            let Some(header) = usize::try_from(pos)
+                .ok()
+                .and_then(|start| whole.get(start..start.checked_add(PCAP_RECORD_HEADER_LEN)?))
+            else {
+                break;
+            };
+            let caplen = u64::from(byte_order.u32(arr4(header, 8)));
+            sum += caplen;
+            seen += 1;
+            pos += PCAP_RECORD_HEADER_LEN as u64 + caplen;
+        }
+        sum.checked_div(seen)
+    }
+
     /// The frame and link type of the packet `distance` packets after the next one, for
     /// prefetching: a pcap file in memory only, `None` otherwise or past the end. Called once
     /// per packet with the same `distance`, it walks one record header per call (a shorter
