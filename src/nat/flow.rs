@@ -494,6 +494,42 @@ mod tests {
         assert_eq!(with.stats(), without.stats());
     }
 
+    /// The default bound holds 4,000,000 concurrent flows without evicting one (issue 16's
+    /// target), and every one of them is still found by both of its keys.
+    #[test]
+    fn the_default_table_holds_four_million_flows() {
+        const FLOWS: u32 = 4_000_000;
+        let mut t = FlowTable::new(crate::nat::DEFAULT_MAX_FLOWS);
+        // Peers 10.0.0.0 up, each with its own address, to one EIP port.
+        let keys = |i: u32| {
+            let peer = 0x0a00_0000 + i;
+            (
+                FlowKey::inbound(6, peer, 40_000, 1, 80),
+                FlowKey::outbound(6, 2, 8080, peer, 40_000),
+            )
+        };
+        for i in 0..FLOWS {
+            let (a, b) = keys(i);
+            t.insert(a, b, binding(i), 0, 100);
+        }
+        assert_eq!(t.stats().evicted, 0);
+        assert_eq!(t.len(), FLOWS as usize);
+        assert_eq!(t.stats().peak, u64::from(FLOWS));
+        for i in (0..FLOWS).step_by(9_973) {
+            let (a, b) = keys(i);
+            assert_eq!(
+                t.touch(a, 1, 100).map(|b| b.entry),
+                Some(i),
+                "flow {i}, inbound key"
+            );
+            assert_eq!(
+                t.touch(b, 1, 100).map(|b| b.entry),
+                Some(i),
+                "flow {i}, outbound key"
+            );
+        }
+    }
+
     #[test]
     fn both_keys_find_the_binding_until_it_expires() {
         let mut t = FlowTable::new(8);
