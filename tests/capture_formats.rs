@@ -47,6 +47,19 @@ fn pcap_record(v: &mut Vec<u8>, le: bool, r: &Rec) {
     v.extend(r.data);
 }
 
+/// Records of whole `frames`, all at one time.
+fn whole_records(frames: &[Vec<u8>]) -> Vec<Rec<'_>> {
+    frames
+        .iter()
+        .map(|f| Rec {
+            sec: 1,
+            frac: 2,
+            data: f,
+            orig: f.len() as u32,
+        })
+        .collect()
+}
+
 fn pcap_file(le: bool, nanos: bool, snaplen: u32, linktype: u32, recs: &[Rec]) -> Vec<u8> {
     let mut v = pcap_header(le, nanos, snaplen, linktype);
     for r in recs {
@@ -216,15 +229,7 @@ impl Read for Trickle {
 fn mean_record_len_samples_pcap_record_headers() {
     let frames = [frame(60, 1), frame(100, 2), frame(1514, 3)];
     for le in [true, false] {
-        let recs: Vec<Rec> = frames
-            .iter()
-            .map(|f| Rec {
-                sec: 1,
-                frac: 0,
-                data: f,
-                orig: f.len() as u32,
-            })
-            .collect();
+        let recs = whole_records(&frames);
         let mut r = CaptureReader::from_bytes(pcap_file(le, false, 65535, 1, &recs)).unwrap();
         assert_eq!(r.mean_record_len(2), Some(80));
         assert_eq!(r.mean_record_len(100), Some((60 + 100 + 1514) / 3));
@@ -1195,15 +1200,7 @@ fn write_behind_reports_a_failed_write() {
 fn peek_ahead_finds_the_packet_that_many_records_on() {
     for le in [true, false] {
         let frames: Vec<Vec<u8>> = (0..40).map(|i| frame(20 + (i * 7) % 90, i as u8)).collect();
-        let recs: Vec<Rec> = frames
-            .iter()
-            .map(|f| Rec {
-                sec: 1,
-                frac: 2,
-                data: f,
-                orig: f.len() as u32,
-            })
-            .collect();
+        let recs = whole_records(&frames);
         let mut bytes = pcap_file(le, false, 65535, 1, &recs);
         let full = bytes.len();
         // A last record cut short: announced but not there.
