@@ -512,8 +512,12 @@ impl FlowMap {
             if b.is_free() {
                 continue;
             }
-            self.buckets[j] = EMPTY;
             let mut i = self.home(b.hi(), b.lo);
+            if i == j {
+                // At its home in the doubled index already: taken out, it would go back here.
+                continue;
+            }
+            self.buckets[j] = EMPTY;
             loop {
                 if self.buckets[i].is_free() {
                     self.buckets[i] = b;
