@@ -194,6 +194,16 @@ fn populate_window(map: &Mmap, populated: &mut u64) {
     *populated = populated.saturating_add(POPULATE_STEP);
 }
 
+/// Where the data of the pcap record whose header starts at `pos` of `whole` starts, and its
+/// captured length as the header gives it (unchecked); `None` without a whole header there.
+#[inline]
+fn pcap_record_at(whole: &[u8], byte_order: ByteOrder, pos: u64) -> Option<(u64, u64)> {
+    let start = usize::try_from(pos).ok()?;
+    let header = whole.get(start..start.checked_add(PCAP_RECORD_HEADER_LEN)?)?;
+    let caplen = u64::from(byte_order.u32(arr4(header, 8)));
+    Some((pos + PCAP_RECORD_HEADER_LEN as u64, caplen))
+}
+
 #[inline]
 fn release_behind(map: &Mmap, released: &mut u64, pos: u64) {
     let upto = pos.saturating_sub(RELEASE_STEP) & !(RELEASE_STEP - 1);
@@ -613,16 +623,12 @@ impl CaptureReader {
         let whole = self.src.whole()?;
         let (mut pos, mut seen, mut sum) = (self.pos, 0u64, 0u64);
         while seen < records {
-            let Some(header) = usize::try_from(pos)
-                .ok()
-                .and_then(|start| whole.get(start..start.checked_add(PCAP_RECORD_HEADER_LEN)?))
-            else {
+            let Some((data, caplen)) = pcap_record_at(whole, byte_order, pos) else {
                 break;
             };
-            let caplen = u64::from(byte_order.u32(arr4(header, 8)));
             sum += caplen;
             seen += 1;
-            pos += PCAP_RECORD_HEADER_LEN as u64 + caplen;
+            pos = data + caplen;
         }
         sum.checked_div(seen)
     }
@@ -643,19 +649,13 @@ impl CaptureReader {
             Some((pos, before)) if (self.records..=target).contains(&before) => (pos, before),
             _ => (self.pos, self.records),
         };
-        let record_at = |pos: u64| -> Option<(u64, u64)> {
-            let start = usize::try_from(pos).ok()?;
-            let header = whole.get(start..start.checked_add(PCAP_RECORD_HEADER_LEN)?)?;
-            let caplen = u64::from(byte_order.u32(arr4(header, 8)));
-            Some((pos + PCAP_RECORD_HEADER_LEN as u64, caplen))
-        };
         while before < target {
-            let (data, caplen) = record_at(pos)?;
+            let (data, caplen) = pcap_record_at(whole, byte_order, pos)?;
             pos = data + caplen;
             before += 1;
         }
         self.ahead = Some((pos, before));
-        let (data, caplen) = record_at(pos)?;
+        let (data, caplen) = pcap_record_at(whole, byte_order, pos)?;
         let start = usize::try_from(data).ok()?;
         let frame = whole.get(start..start.checked_add(usize::try_from(caplen).ok()?)?)?;
         let link_type = self.interfaces.first().map_or(0, |i| i.link_type);

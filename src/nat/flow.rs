@@ -248,10 +248,8 @@ impl FlowTable {
         Some(slot.binding)
     }
 
-    /// Records a new binding under both keys, which must be the keys a flow of that binding
-    /// has (the inbound key from its peer to the EIP, the outbound key from its server to the
-    /// peer; see `Slot::keys`); when the table is full of live flows it cannot
-    /// evict, records nothing (the packet is still translated, statelessly).
+    /// [`FlowTable::insert_hashed`] of keys not hashed yet.
+    #[cfg(test)]
     pub fn insert(
         &mut self,
         in_key: FlowKey,
@@ -264,7 +262,11 @@ impl FlowTable {
         self.insert_hashed(keys, binding, now_ns, timeout_ns);
     }
 
-    /// [`FlowTable::insert`] of the (inbound, outbound) keys with their [`FlowTable::hash`]es.
+    /// Records a new binding under both keys, given as (inbound, outbound) with their
+    /// [`FlowTable::hash`]es. They must be the keys a flow of that binding has (the inbound key
+    /// from its peer to the EIP, the outbound key from its server to the peer; see
+    /// `Slot::keys`). When the table is full of live flows it cannot evict, it records nothing
+    /// (the packet is still translated, statelessly).
     pub fn insert_hashed(
         &mut self,
         [(in_key, in_hash), (out_key, out_hash)]: [(FlowKey, u64); 2],

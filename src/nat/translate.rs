@@ -726,11 +726,8 @@ impl<'t> Translator<'t> {
                 back,
                 back_hash,
             } => {
-                let keys = match a.dir {
-                    Direction::Inbound => [(a.key, a.hash), (back, back_hash)],
-                    Direction::Outbound => [(back, back_hash), (a.key, a.hash)],
-                };
-                self.flows.insert_hashed(keys, binding, now, tmo);
+                let own = (a.key, a.hash);
+                self.record_flow(a.dir, own, (back, back_hash), binding, now, tmo);
                 Some(binding)
             }
             Pending::Unbound => None,
@@ -754,11 +751,28 @@ impl<'t> Translator<'t> {
         tmo: u64,
     ) -> Option<Binding> {
         let (b, back) = self.new_binding(t, dir)?;
-        match dir {
-            Direction::Inbound => self.flows.insert(key, back, b, now, tmo),
-            Direction::Outbound => self.flows.insert(back, key, b, now, tmo),
-        }
+        let (own, back) = ((key, self.flows.hash(key)), (back, self.flows.hash(back)));
+        self.record_flow(dir, own, back, b, now, tmo);
         Some(b)
+    }
+
+    /// Records new flow `b` under the key of its first packet, going `dir`, and its other key
+    /// (each with its hash): the table takes them as (inbound, outbound).
+    #[inline]
+    fn record_flow(
+        &mut self,
+        dir: Direction,
+        own: (FlowKey, u64),
+        back: (FlowKey, u64),
+        b: Binding,
+        now: u64,
+        tmo: u64,
+    ) {
+        let keys = match dir {
+            Direction::Inbound => [own, back],
+            Direction::Outbound => [back, own],
+        };
+        self.flows.insert_hashed(keys, b, now, tmo);
     }
 
     /// The binding the forward table gives a new flow of tuple `t` going `dir`, and the flow's
