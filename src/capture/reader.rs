@@ -36,10 +36,10 @@ const OPT_IF_TSOFFSET: u16 = 14;
 const MAX_INTERFACES: usize = 1 << 20;
 
 /// Files up to this size have their pages mapped in ahead of the reader, a window at a time
-/// ([`populate_ahead`]); larger ones get the kernel's sequential read-ahead instead.
+/// ([`Paging`]); larger ones get the kernel's sequential read-ahead instead.
 const POPULATE_LIMIT: u64 = 256 << 20;
 
-/// The window [`populate_ahead`] maps in at a time, a half window before the reader needs it.
+/// The window [`Paging`] maps in at a time, a half window before the reader needs it.
 const POPULATE_STEP: u64 = 8 << 20;
 
 /// How much a stream read asks the operating system for at once.
@@ -80,9 +80,8 @@ impl Packet<'_> {
 
 /// Where the bytes come from: a whole file in memory, or a pipe read through a window.
 enum Source {
-    /// A mapped file, how far its pages have been handed back to the kernel and how far they
-    /// have been mapped in ahead (`u64::MAX` for a file too large to be).
-    Mapped(Mmap, u64, u64),
+    /// A mapped file, and where the reader is with its pages.
+    Mapped(Mmap, Paging),
     Owned(Vec<u8>),
     Stream(Stream),
 }
@@ -106,9 +105,8 @@ impl Source {
     /// from `pos` are available (fewer than `n` only at the end of the input).
     fn fill(&mut self, pos: u64, n: usize) -> Result<u64, CaptureError> {
         match self {
-            Source::Mapped(m, released, populated) => {
-                release_behind(m, released, pos);
-                populate_ahead(m, populated, pos);
+            Source::Mapped(m, paging) => {
+                paging.follow(m, pos);
                 Ok((m.len() as u64).saturating_sub(pos))
             }
             Source::Owned(v) => Ok((v.len() as u64).saturating_sub(pos)),
@@ -120,7 +118,7 @@ impl Source {
     #[inline]
     fn whole(&self) -> Option<&[u8]> {
         match self {
-            Source::Mapped(m, ..) => Some(m),
+            Source::Mapped(m, _) => Some(m),
             Source::Owned(v) => Some(v),
             Source::Stream(_) => None,
         }
@@ -129,7 +127,7 @@ impl Source {
     /// Up to `n` bytes from `pos`; shorter (possibly empty) past the available bytes.
     fn bytes(&self, pos: u64, n: usize) -> &[u8] {
         let (all, base): (&[u8], u64) = match self {
-            Source::Mapped(m, ..) => (m, 0),
+            Source::Mapped(m, _) => (m, 0),
             Source::Owned(v) => (v, 0),
             Source::Stream(s) => (s.buf.get(..s.filled).unwrap_or(&[]), s.base),
         };
@@ -164,34 +162,89 @@ fn map_file(file: &File, len: u64) -> io::Result<Mmap> {
     Ok(map)
 }
 
-/// Maps in the pages of the next window once the reader, at `pos`, is within half a window
-/// of the end of those already mapped in. One call maps a whole window where a page fault maps
-/// a few pages (1.5x read throughput on a cached file, measured with the whole file mapped in
-/// at open). A window at a time, rather than the whole file at open, lets the thread that
-/// reads the file pay for it as it goes: with two threads and small records that is the
-/// read-ahead thread, and the calling thread no longer waits for it before the first packet.
-#[inline]
-fn populate_ahead(map: &Mmap, populated: &mut u64, pos: u64) {
-    if pos.saturating_add(POPULATE_STEP / 2) < *populated {
-        return;
-    }
-    populate_window(map, populated);
+/// A mapped file's pages around the reader. Ahead of it, the next window is mapped in once
+/// the reader is within half a window of the end of those already mapped in: one call maps a
+/// whole window where a page fault maps a few pages (1.5x read throughput on a cached file,
+/// measured with the whole file mapped in at open), and a window at a time, rather than the
+/// whole file at open, lets the thread that reads the file pay for it as it goes (with two
+/// threads and small records, the read-ahead thread, so the calling thread no longer waits
+/// for it before the first packet). Behind it, pages are handed back to the kernel every
+/// [`RELEASE_STEP`] bytes.
+struct Paging {
+    /// How far pages have been handed back.
+    released: u64,
+    /// How far pages have been mapped in ahead (`u64::MAX` for a file too large to be).
+    populated: u64,
+    /// The reader position from which either has work to do: the one check made per record.
+    next: u64,
 }
 
-#[inline(never)]
-fn populate_window(map: &Mmap, populated: &mut u64) {
-    let len = map.len() as u64;
-    let (Ok(offset), Ok(step)) = (
-        usize::try_from(*populated),
-        usize::try_from(POPULATE_STEP.min(len.saturating_sub(*populated))),
-    ) else {
-        return;
-    };
-    if step > 0 {
-        // Only a hint (kernels before 5.14 refuse it); a failure changes nothing but speed.
-        let _ = map.advise_range(memmap2::Advice::PopulateRead, offset, step);
+impl Paging {
+    /// Paging for a file of `len` bytes, nothing done yet.
+    fn new(len: u64) -> Paging {
+        let populated = if len <= POPULATE_LIMIT { 0 } else { u64::MAX };
+        Paging {
+            released: 0,
+            populated,
+            next: 0,
+        }
     }
-    *populated = populated.saturating_add(POPULATE_STEP);
+
+    /// The reader is at `pos` (the start of the record it is about to read).
+    #[inline]
+    fn follow(&mut self, map: &Mmap, pos: u64) {
+        if pos >= self.next {
+            self.turn(map, pos);
+        }
+    }
+
+    #[inline(never)]
+    fn turn(&mut self, map: &Mmap, pos: u64) {
+        let upto = pos.saturating_sub(RELEASE_STEP) & !(RELEASE_STEP - 1);
+        if upto >= self.released + RELEASE_STEP {
+            self.release(map, upto);
+        }
+        if pos.saturating_add(POPULATE_STEP / 2) >= self.populated {
+            self.populate(map);
+        }
+        // Releasing is due once `upto` reaches `released + RELEASE_STEP`, mapping in once the
+        // reader is half a window from `populated`.
+        self.next = (self.released + 2 * RELEASE_STEP)
+            .min(self.populated.saturating_sub(POPULATE_STEP / 2));
+    }
+
+    fn populate(&mut self, map: &Mmap) {
+        let len = map.len() as u64;
+        let (Ok(offset), Ok(step)) = (
+            usize::try_from(self.populated),
+            usize::try_from(POPULATE_STEP.min(len.saturating_sub(self.populated))),
+        ) else {
+            return;
+        };
+        if step > 0 {
+            // Only a hint (kernels before 5.14 refuse it); a failure changes nothing but speed.
+            let _ = map.advise_range(memmap2::Advice::PopulateRead, offset, step);
+        }
+        self.populated = self.populated.saturating_add(POPULATE_STEP);
+    }
+
+    #[allow(unsafe_code)]
+    fn release(&mut self, map: &Mmap, upto: u64) {
+        let (Ok(offset), Ok(len)) = (
+            usize::try_from(self.released),
+            usize::try_from(upto - self.released),
+        ) else {
+            return;
+        };
+        // SAFETY: MADV_DONTNEED on a private, read-only file mapping only drops clean pages; a
+        // later access would fault them in again from the file, unchanged. Every `fill` is
+        // called with the start of the record about to be read, and packets are lent one at a
+        // time, so no borrowed byte lies before the read position (of which `upto` is at least
+        // 16 MiB short).
+        let _ =
+            unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+        self.released = upto;
+    }
 }
 
 /// Where the data of the pcap record whose header starts at `pos` of `whole` starts, and its
@@ -202,32 +255,6 @@ fn pcap_record_at(whole: &[u8], byte_order: ByteOrder, pos: u64) -> Option<(u64,
     let header = whole.get(start..start.checked_add(PCAP_RECORD_HEADER_LEN)?)?;
     let caplen = u64::from(byte_order.u32(arr4(header, 8)));
     Some((pos + PCAP_RECORD_HEADER_LEN as u64, caplen))
-}
-
-#[inline]
-fn release_behind(map: &Mmap, released: &mut u64, pos: u64) {
-    let upto = pos.saturating_sub(RELEASE_STEP) & !(RELEASE_STEP - 1);
-    if upto < *released + RELEASE_STEP {
-        return;
-    }
-    release_pages(map, released, upto);
-}
-
-#[inline(never)]
-#[allow(unsafe_code)]
-fn release_pages(map: &Mmap, released: &mut u64, upto: u64) {
-    let (Ok(offset), Ok(len)) = (
-        usize::try_from(*released),
-        usize::try_from(upto - *released),
-    ) else {
-        return;
-    };
-    // SAFETY: MADV_DONTNEED on a private, read-only file mapping only drops clean pages; a
-    // later access would fault them in again from the file, unchanged. Every `fill` is called
-    // with the start of the record about to be read, and packets are lent one at a time, so
-    // no borrowed byte lies before the read position (of which `upto` is at least 16 MiB short).
-    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
-    *released = upto;
 }
 
 impl Stream {
@@ -407,12 +434,7 @@ impl CaptureReader {
             Source::Owned(Vec::new())
         } else {
             let map = map_file(&file, meta.len()).map_err(open_err)?;
-            let populated = if meta.len() <= POPULATE_LIMIT {
-                0
-            } else {
-                u64::MAX
-            };
-            Source::Mapped(map, 0, populated)
+            Source::Mapped(map, Paging::new(meta.len()))
         };
         let mut r = Self::init(src)?;
         r.path = Some(path.to_path_buf());
@@ -1269,5 +1291,47 @@ impl<'a> Iterator for Options<'a> {
         }
         self.at = start + padded;
         Some(Ok((code, &self.b[start..start + usize::from(len)])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one check per record finds the work of both rules it replaced, record by record:
+    /// hand pages back once `upto` (16 MiB short of the reader, rounded down to 16 MiB) is a
+    /// step past what was handed back, and map the next window in once the reader is half a
+    /// window from the end of what is mapped in.
+    #[test]
+    fn paging_does_what_both_rules_would_at_every_position() {
+        let len = 3 * RELEASE_STEP + 12_345;
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(len).unwrap();
+        let map = map_file(&file, len).unwrap();
+        let mut paging = Paging::new(len);
+        let (mut released, mut populated, mut releases, mut windows) = (0u64, 0u64, 0, 0);
+        let mut pos = 0;
+        while pos < len {
+            let upto = pos.saturating_sub(RELEASE_STEP) & !(RELEASE_STEP - 1);
+            if upto >= released + RELEASE_STEP {
+                released = upto;
+                releases += 1;
+            }
+            if pos + POPULATE_STEP / 2 >= populated {
+                populated += POPULATE_STEP;
+                windows += 1;
+            }
+            paging.follow(&map, pos);
+            assert_eq!(
+                (paging.released, paging.populated),
+                (released, populated),
+                "at {pos}"
+            );
+            pos += 4093;
+        }
+        assert_eq!((releases, windows), (2, 7));
+        // A file too large to be mapped in ahead only hands pages back.
+        let big = Paging::new(POPULATE_LIMIT + 1);
+        assert_eq!(big.populated, u64::MAX);
     }
 }
